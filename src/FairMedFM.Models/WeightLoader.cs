@@ -1,0 +1,253 @@
+using System.Collections;
+using System.Security.Cryptography;
+using System.Text;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace FairMedFM.Models;
+
+/// <summary>A tensor whose shape in the file differs from the module's.</summary>
+public sealed record ShapeMismatch(string Name, long[] Expected, long[] InFile)
+{
+    public override string ToString() => $"{Name}: expected [{string.Join(", ", Expected)}], file has [{string.Join(", ", InFile)}]";
+}
+
+/// <summary>Outcome of a state-dict load. Keys are the module's names (after prefix stripping / key mapping).</summary>
+public sealed record WeightLoadReport(
+    IReadOnlyList<string> Loaded,
+    IReadOnlyList<string> Missing,
+    IReadOnlyList<string> Unexpected,
+    IReadOnlyList<string> MisShaped)
+{
+    public IReadOnlyList<ShapeMismatch> ShapeMismatches { get; init; } = [];
+    public string File { get; init; } = "";
+    public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && MisShaped.Count == 0;
+}
+
+/// <summary>Thrown by strict loading when the file's keys or shapes differ from the module's.</summary>
+public sealed class WeightLoadException : Exception
+{
+    public string File { get; }
+    public IReadOnlyList<string> Missing { get; }
+    public IReadOnlyList<string> Unexpected { get; }
+    /// <summary>"name: expected [..], file has [..]" for each mis-shaped tensor.</summary>
+    public IReadOnlyList<string> MisShaped { get; }
+    public IReadOnlyList<ShapeMismatch> ShapeMismatches { get; }
+
+    public WeightLoadException(string file, WeightLoadReport report)
+        : base(Describe(file, report))
+    {
+        File = file;
+        Missing = report.Missing;
+        Unexpected = report.Unexpected;
+        MisShaped = report.MisShaped;
+        ShapeMismatches = report.ShapeMismatches;
+    }
+
+    private const int Shown = 20;
+
+    private static string Describe(string file, WeightLoadReport r)
+    {
+        var sb = new StringBuilder();
+        sb.Append($"Weights file '{file}' does not match the module (strict load): {r.Missing.Count} missing, " +
+                  $"{r.Unexpected.Count} unexpected, {r.MisShaped.Count} mis-shaped; {r.Loaded.Count} matched.");
+        void List(string title, IReadOnlyList<string> items)
+        {
+            if (items.Count == 0) return;
+            sb.Append($"\n{title} ({items.Count}):");
+            foreach (var s in items.Take(Shown)) sb.Append("\n  ").Append(s);
+            if (items.Count > Shown) sb.Append($"\n  ... and {items.Count - Shown} more");
+        }
+        List("Missing keys (in module, not in file)", r.Missing);
+        List("Unexpected keys (in file, not in module)", r.Unexpected);
+        List("Mis-shaped keys", r.MisShaped);
+        return sb.ToString();
+    }
+}
+
+/// <summary>Options beyond strictness and one prefix.</summary>
+public sealed class WeightLoadOptions
+{
+    public bool Strict { get; init; } = true;
+
+    /// <summary>Prefixes removed from file keys, first match wins (e.g. "module.", "encoder.").</summary>
+    public IReadOnlyList<string> StripPrefixes { get; init; } = [];
+
+    /// <summary>
+    /// When every file key starts with "module." (torch DataParallel/DDP checkpoints) strip it. On by default: such
+    /// a file cannot match any module otherwise.
+    /// </summary>
+    public bool AutoStripDataParallel { get; init; } = true;
+
+    /// <summary>Maps a file key (after prefix stripping) to a module key; return null to drop the tensor.</summary>
+    public Func<string, string?>? KeyMap { get; init; }
+}
+
+/// <summary>Strict, reporting state-dict loading from .safetensors and PyTorch pickle (.pth/.pt/.bin/.ckpt) files.</summary>
+public static class WeightLoader
+{
+    /// <summary>Top-level wrapper keys of training checkpoints that hold the actual state dict.</summary>
+    private static readonly string[] WrapperKeys = ["state_dict", "model", "model_state_dict", "module", "net", "teacher", "student"];
+
+    public static WeightLoadReport Load(nn.Module module, string path, bool strict = true, string? stripPrefix = null)
+        => Load(module, path, new WeightLoadOptions
+        {
+            Strict = strict,
+            StripPrefixes = stripPrefix is null ? [] : [stripPrefix],
+        });
+
+    public static WeightLoadReport Load(nn.Module module, string path, WeightLoadOptions options)
+    {
+        var sd = ReadStateDict(path);
+        try
+        {
+            return LoadStateDict(module, sd, options, path);
+        }
+        finally
+        {
+            foreach (var t in sd.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="stateDict"/> into the module's parameters and buffers (dtype converted to the module's).
+    /// Strict: nothing is copied and <see cref="WeightLoadException"/> is thrown on any mismatch. Non-strict: matching
+    /// tensors are copied, the rest reported. The caller keeps ownership of the given tensors.
+    /// </summary>
+    public static WeightLoadReport LoadStateDict(nn.Module module, IReadOnlyDictionary<string, Tensor> stateDict,
+                                                 WeightLoadOptions? options = null, string source = "<state dict>")
+    {
+        options ??= new WeightLoadOptions();
+        var mapped = MapKeys(stateDict, options);
+        var target = module.state_dict();
+
+        var loaded = new List<string>();
+        var missing = new List<string>();
+        var misShaped = new List<ShapeMismatch>();
+        foreach (var (name, t) in target)
+        {
+            if (!mapped.TryGetValue(name, out var src)) { missing.Add(name); continue; }
+            if (!ShapesCompatible(t.shape, src.shape)) { misShaped.Add(new ShapeMismatch(name, t.shape, src.shape)); continue; }
+            loaded.Add(name);
+        }
+        var unexpected = mapped.Keys.Where(k => !target.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var report = new WeightLoadReport(loaded, missing, unexpected, misShaped.Select(m => m.ToString()).ToList())
+        {
+            ShapeMismatches = misShaped,
+            File = source,
+        };
+        if (options.Strict && !report.IsExact) throw new WeightLoadException(source, report);
+
+        // The scope frees only the temporaries made here (device moves, reshapes), never the caller's tensors.
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            foreach (var name in loaded)
+            {
+                var dst = target[name];
+                dst.copy_(mapped[name].to(dst.device).reshape(dst.shape));
+            }
+        }
+        return report;
+    }
+
+    // A rank-0 scalar and a one-element [1] tensor are the same value (pickled scalars can come back as [1]).
+    private static bool ShapesCompatible(long[] a, long[] b)
+    {
+        if (a.AsSpan().SequenceEqual(b)) return true;
+        static long N(long[] s) => s.Aggregate(1L, (x, y) => x * y);
+        return (a.Length == 0 || b.Length == 0) && N(a) == 1 && N(b) == 1;
+    }
+
+    private static Dictionary<string, Tensor> MapKeys(IReadOnlyDictionary<string, Tensor> sd, WeightLoadOptions o)
+    {
+        bool stripDp = o.AutoStripDataParallel && sd.Count > 0 && sd.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal));
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (key, t) in sd)
+        {
+            string? k = key;
+            if (stripDp) k = k["module.".Length..];
+            foreach (var p in o.StripPrefixes)
+                if (k.StartsWith(p, StringComparison.Ordinal)) { k = k[p.Length..]; break; }
+            if (o.KeyMap is not null) k = o.KeyMap(k);
+            if (k is null) continue;
+            if (!result.TryAdd(k, t))
+                throw new InvalidDataException($"Two file keys map to the module key '{k}' (check prefixes / key map).");
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Reads a state dict: safetensors by content (magic-free, so by header check) or PyTorch zip-pickle. Training
+    /// checkpoints wrapping the dict under "state_dict"/"model"/… are unwrapped; non-tensor entries are skipped.
+    /// The caller owns the tensors.
+    /// </summary>
+    public static Dictionary<string, Tensor> ReadStateDict(string path)
+    {
+        if (!System.IO.File.Exists(path)) throw new FileNotFoundException($"Weights file not found: '{path}'.", path);
+        if (IsZip(path)) return ReadPickle(path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || LooksLikeSafeTensors(path))
+            return SafeTensors.Load(path);
+        throw new InvalidDataException($"'{path}' is neither safetensors nor a PyTorch zip checkpoint (legacy non-zip torch.save files are not supported; re-save with torch>=1.6).");
+    }
+
+    private static bool IsZip(string path)
+    {
+        using var fs = System.IO.File.OpenRead(path);
+        Span<byte> sig = stackalloc byte[4];
+        return fs.Read(sig) == 4 && sig[0] == 0x50 && sig[1] == 0x4b && sig[2] == 0x03 && sig[3] == 0x04;
+    }
+
+    private static bool LooksLikeSafeTensors(string path)
+    {
+        using var fs = System.IO.File.OpenRead(path);
+        Span<byte> b = stackalloc byte[9];
+        if (fs.Read(b) < 9) return false;
+        ulong n = BitConverter.ToUInt64(b);
+        return n > 0 && (long)n < fs.Length && b[8] == (byte)'{';
+    }
+
+    private static Dictionary<string, Tensor> ReadPickle(string path)
+    {
+        var table = PyTorchUnpickler.UnpickleStateDict(path);
+        var dict = Unwrap(table);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (DictionaryEntry e in dict)
+            if (e.Key is string k && e.Value is Tensor t) result[k] = t;
+        return result;
+    }
+
+    private static IDictionary Unwrap(IDictionary table)
+    {
+        // A bare state dict holds tensors at the top; a checkpoint holds the dict under a wrapper key.
+        bool hasTensors = table.Values.Cast<object?>().Any(v => v is Tensor);
+        if (hasTensors) return table;
+        foreach (var k in WrapperKeys)
+            if (table.Contains(k) && table[k] is IDictionary inner) return Unwrap(inner);
+        return table;
+    }
+
+    public static string FileSha256(string path)
+    {
+        using var fs = System.IO.File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(fs));
+    }
+
+    /// <summary>
+    /// sha256 over the tensors themselves (sorted name, dtype, shape, raw bytes): the same weights give the same hash
+    /// whatever file format they came from.
+    /// </summary>
+    public static string StateDictSha256(IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var name in stateDict.Keys.OrderBy(k => k, StringComparer.Ordinal))
+        {
+            using var scope = NewDisposeScope();
+            var t = stateDict[name].detach().cpu().contiguous();
+            h.AppendData(Encoding.UTF8.GetBytes($"{name}\0{SafeTensors.ToSafeTensorsDType(t.dtype)}\0{string.Join(",", t.shape)}\0"));
+            if (t.NumberOfElements > 0) h.AppendData(t.bytes);
+        }
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+}
