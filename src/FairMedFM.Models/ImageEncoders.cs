@@ -1,0 +1,66 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FairMedFM.Models;
+
+/// <summary>A frozen image encoder whose outputs the engine caches as embeddings.</summary>
+public interface IImageEncoder : IDisposable
+{
+    /// <summary>Model-zoo id, e.g. "resnet18-imagenet-cntk".</summary>
+    string ModelId { get; }
+
+    int FeatureDim { get; }
+
+    /// <summary>sha256 of the weights actually loaded (the weights file; for the packaged model, the ONNX file).</summary>
+    string WeightsHash { get; }
+
+    /// <summary>
+    /// [B,3,H,W] float32, already normalised as the model's <see cref="ModelCard"/> says (see
+    /// <see cref="ImageNormalization"/>) → [B, FeatureDim] on the input's device. Eval mode, inference mode, no grad.
+    /// </summary>
+    Tensor Encode(Tensor images);
+}
+
+/// <summary><see cref="IImageEncoder"/> over a <see cref="ResNet"/> (pooled features, classifier unused).</summary>
+public sealed class ResNetImageEncoder : IImageEncoder
+{
+    private readonly ResNet _model;
+    private readonly Device _device;
+    private bool _disposed;
+
+    public ResNetImageEncoder(string modelId, ResNet model, string weightsHash, Device? device = null)
+    {
+        ModelId = modelId;
+        WeightsHash = weightsHash;
+        _device = device ?? CPU;
+        _model = model;
+        _model.to(_device);
+        _model.eval();
+        foreach (var p in _model.parameters()) p.requires_grad = false;
+    }
+
+    public string ModelId { get; }
+    public string WeightsHash { get; }
+    public int FeatureDim => _model.FeatureDim;
+    public ResNet Model => _model;
+
+    public Tensor Encode(Tensor images)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (images.dim() != 4 || images.shape[1] != 3)
+            throw new ArgumentException($"Encode expects [B,3,H,W], got [{string.Join(",", images.shape)}].", nameof(images));
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var x = images.to(float32).to(_device);
+        var f = _model.ForwardFeatures(x);
+        if (f.device.type != images.device.type || f.device.index != images.device.index) f = f.to(images.device);
+        return f.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _model.Dispose();
+    }
+}

@@ -1,0 +1,184 @@
+using static TorchSharp.torch;
+
+namespace FairMedFM.Models;
+
+/// <summary>What the engine needs to know about one encoder.</summary>
+public sealed class ModelCard
+{
+    public string Id { get; init; } = "";
+    public string Family { get; init; } = "";
+    public ResNetConfig? ResNet { get; init; }
+    public int FeatureDim { get; init; }
+    public int ImageSize { get; init; }
+
+    /// <summary>Expected file name in the weights dir (null: packaged with the build).</summary>
+    public string? WeightsFile { get; init; }
+
+    /// <summary>Other accepted file names, tried after <see cref="WeightsFile"/>.</summary>
+    public IReadOnlyList<string> WeightsFileAlternatives { get; init; } = [];
+
+    /// <summary>Where the weights file can be obtained.</summary>
+    public string? WeightsUrl { get; init; }
+
+    /// <summary>
+    /// "model-mean-image": BGR, 0–255, minus the model's per-pixel mean image (the packaged CNTK ResNet);
+    /// "meanstd": RGB in [0,1], (x − Mean)/Std per channel; "dataset": the data set's own normalisation.
+    /// </summary>
+    public string NormalizationKind { get; init; } = "meanstd";
+
+    public float[]? Mean { get; init; }
+    public float[]? Std { get; init; }
+    public string? License { get; init; }
+    public string? Source { get; init; }
+}
+
+public static class ModelZoo
+{
+    public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
+    public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
+
+    public static IReadOnlyList<ModelCard> Cards { get; } =
+    [
+        new ModelCard
+        {
+            Id = OnnxResNetImporter.ModelId,
+            Family = "resnet",
+            ResNet = ResNetConfig.CntkResNet18,
+            FeatureDim = 512,
+            ImageSize = 224,
+            WeightsFile = null,
+            NormalizationKind = "model-mean-image",
+            License = "MIT (Microsoft.ML.DnnImageFeaturizer.ResNet18 NuGet package)",
+            Source = "NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0, tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx " +
+                     "(CNTK 2.6 ImageNet export; stages 2,2,2,3), converted to TorchSharp",
+        },
+        new ModelCard
+        {
+            Id = "resnet18",
+            Family = "resnet",
+            ResNet = ResNetConfig.ResNet18,
+            FeatureDim = 512,
+            ImageSize = 224,
+            WeightsFile = "resnet18-f37072fd.pth",
+            WeightsFileAlternatives = ["resnet18.safetensors", "resnet18.pth", "resnet18.pt", "resnet18.bin"],
+            WeightsUrl = "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+            NormalizationKind = "meanstd",
+            Mean = ImageNetMean,
+            Std = ImageNetStd,
+            License = "BSD-3-Clause (torchvision)",
+            Source = "torchvision.models.resnet18, ResNet18_Weights.IMAGENET1K_V1",
+        },
+        new ModelCard
+        {
+            Id = "resnet50",
+            Family = "resnet",
+            ResNet = ResNetConfig.ResNet50,
+            FeatureDim = 2048,
+            ImageSize = 224,
+            WeightsFile = "resnet50-0676ba61.pth",
+            WeightsFileAlternatives = ["resnet50.safetensors", "resnet50.pth", "resnet50.pt", "resnet50.bin"],
+            WeightsUrl = "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            NormalizationKind = "meanstd",
+            Mean = ImageNetMean,
+            Std = ImageNetStd,
+            License = "BSD-3-Clause (torchvision)",
+            Source = "torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V1",
+        },
+    ];
+
+    public static ModelCard GetCard(string modelId) =>
+        Cards.FirstOrDefault(c => string.Equals(c.Id, modelId, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"Unknown model '{modelId}'. Known: {string.Join(", ", Cards.Select(c => c.Id))}.", nameof(modelId));
+
+    /// <summary>FAIRMEDFM_CACHE, else ~/.cache/fairmedfm/models.</summary>
+    public static string DefaultCacheDir =>
+        Environment.GetEnvironmentVariable("FAIRMEDFM_CACHE") is { Length: > 0 } c
+            ? c
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "fairmedfm", "models");
+
+    /// <summary>The weights file for a card in <paramref name="weightsDir"/>, or a FileNotFoundException naming what was expected.</summary>
+    public static string ResolveWeightsFile(ModelCard card, string? weightsDir)
+    {
+        if (card.WeightsFile is null) throw new InvalidOperationException($"Model '{card.Id}' has packaged weights.");
+        var names = new[] { card.WeightsFile }.Concat(card.WeightsFileAlternatives).ToList();
+        if (!string.IsNullOrEmpty(weightsDir))
+            foreach (var n in names)
+            {
+                var p = Path.Combine(weightsDir, n);
+                if (File.Exists(p)) return p;
+            }
+        string where = string.IsNullOrEmpty(weightsDir) ? "no weights dir was given" : $"weights dir '{weightsDir}'";
+        throw new FileNotFoundException(
+            $"Weights for model '{card.Id}' not found ({where}). Expected '{card.WeightsFile}'" +
+            (card.WeightsFileAlternatives.Count > 0 ? $" (or {string.Join(", ", card.WeightsFileAlternatives)})" : "") +
+            (card.WeightsUrl is null ? "." : $"; download it from {card.WeightsUrl}."),
+            string.IsNullOrEmpty(weightsDir) ? card.WeightsFile : Path.Combine(weightsDir, card.WeightsFile));
+    }
+
+    public static IImageEncoder CreateEncoder(string modelId, string? weightsDir, string cacheDir) =>
+        CreateEncoder(modelId, weightsDir, cacheDir, device: null);
+
+    public static IImageEncoder CreateEncoder(string modelId, string? weightsDir, string cacheDir, Device? device)
+    {
+        var card = GetCard(modelId);
+        if (card.Id == OnnxResNetImporter.ModelId)
+        {
+            var m = OnnxResNetImporter.LoadCntkResNet18(PackagedModels.ResNet18OnnxPath, cacheDir);
+            return new ResNetImageEncoder(card.Id, m, m.WeightsHash!, device);
+        }
+        if (card.ResNet is null) throw new NotSupportedException($"Model '{card.Id}' has no encoder implementation here.");
+        var path = ResolveWeightsFile(card, weightsDir);
+        var model = new ResNet(card.Id, card.ResNet);
+        try
+        {
+            WeightLoader.Load(model, path, strict: true);
+            model.WeightsHash = WeightLoader.FileSha256(path);
+            return new ResNetImageEncoder(card.Id, model, model.WeightsHash, device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>Turns RGB images in [0,1] into what a card's model expects.</summary>
+public static class ImageNormalization
+{
+    private static readonly Lazy<float[]> CntkMeanImage =
+        new(() => OnnxResNetImporter.ReadPreprocessMeanImage(PackagedModels.ResNetPreprocessOnnxPath));
+
+    /// <summary>
+    /// [B,3,H,W] RGB in [0,1] → model input. "model-mean-image": channels reversed to BGR, ×255, minus the
+    /// packaged mean image (needs H = W = 224); "meanstd": (x − Mean)/Std; "dataset": unchanged.
+    /// </summary>
+    public static Tensor Apply(ModelCard card, Tensor rgb01)
+    {
+        if (rgb01.dim() != 4 || rgb01.shape[1] != 3)
+            throw new ArgumentException($"Expected [B,3,H,W], got [{string.Join(",", rgb01.shape)}].", nameof(rgb01));
+        using var scope = NewDisposeScope();
+        var x = rgb01.to(float32);
+        Tensor y;
+        switch (card.NormalizationKind)
+        {
+            case "model-mean-image":
+                if (x.shape[2] != 224 || x.shape[3] != 224)
+                    throw new ArgumentException($"Model '{card.Id}' needs 224×224 input for its mean image.");
+                using (var mean = tensor(CntkMeanImage.Value, [1, 3, 224, 224]))
+                    y = x.flip(1).mul(255f).sub_(mean.to(x.device));
+                break;
+            case "meanstd":
+                var m = tensor(card.Mean ?? throw new InvalidOperationException($"Card '{card.Id}' has no Mean.")).to(x.device).view(1, 3, 1, 1);
+                var s = tensor(card.Std ?? throw new InvalidOperationException($"Card '{card.Id}' has no Std.")).to(x.device).view(1, 3, 1, 1);
+                y = x.sub(m).div_(s);
+                break;
+            case "dataset":
+                y = x.alias();
+                break;
+            default:
+                throw new NotSupportedException($"Unknown normalization '{card.NormalizationKind}'.");
+        }
+        return y.MoveToOuterDisposeScope();
+    }
+}
