@@ -6,7 +6,7 @@ namespace FairMedFM.Data;
 /// Decodes an image file to 8-bit RGB the way FairMedFM's <c>PIL.Image.open(p).convert("RGB")</c> sees it:
 /// grey → three equal channels, RGBA/grey+alpha/palette+tRNS → colour with alpha dropped (not composited), no colour
 /// management (ICC/gAMA ignored, as PIL does), no EXIF rotation (PIL does not apply it either).
-/// 16-bit PNG: samples are decoded exactly at 16 bits and reduced with <c>v &gt;&gt; 8</c> (the high byte).
+/// 16-bit PNG: each sample is reduced to its high byte, <c>v &gt;&gt; 8</c>.
 /// That equals PIL for 16-bit RGB(A) PNGs (PIL unpacks them with the "RGB;16B" raw mode, keeping the high byte).
 /// For 16-bit grey PNGs PIL opens mode "I;16" and convert("RGB") clips values above 255, which saturates almost
 /// every medical image; we deliberately use the high byte there too (documented deviation).
@@ -35,9 +35,9 @@ public static class ImageDecoder
         int w = codec.Info.Width, h = codec.Info.Height;
         if (w <= 0 || h <= 0) throw new DataException($"image has invalid size {w}x{h}", nameForErrors);
 
-        bool sixteen = IsPng16(encoded);
-        // ColorSpace null = decode the stored samples without any colour conversion.
-        var info = new SKImageInfo(w, h, sixteen ? SKColorType.Rgba16161616 : SKColorType.Rgba8888, SKAlphaType.Unpremul, null);
+        // ColorSpace null = decode the stored samples without any colour conversion. For 16-bit PNGs Skia's decoder
+        // reduces each sample to its high byte (v >> 8) when asked for 8888; the tests pin this with hand-made PNGs.
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul, null);
         var buffer = new byte[info.BytesSize];
         var result = codec.GetPixels(info, buffer);
         if (result != SKCodecResult.Success)
@@ -45,31 +45,12 @@ public static class ImageDecoder
 
         var rgb = new byte[w * h * 3];
         int n = w * h;
-        if (sixteen)
+        for (int i = 0; i < n; i++)
         {
-            // Rgba16161616 is native-endian (little-endian here); the high byte of each 16-bit sample is at +1.
-            if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
-            for (int i = 0; i < n; i++)
-            {
-                rgb[i * 3 + 0] = buffer[i * 8 + 1];
-                rgb[i * 3 + 1] = buffer[i * 8 + 3];
-                rgb[i * 3 + 2] = buffer[i * 8 + 5];
-            }
-        }
-        else
-        {
-            for (int i = 0; i < n; i++)
-            {
-                rgb[i * 3 + 0] = buffer[i * 4 + 0];
-                rgb[i * 3 + 1] = buffer[i * 4 + 1];
-                rgb[i * 3 + 2] = buffer[i * 4 + 2];
-            }
+            rgb[i * 3 + 0] = buffer[i * 4 + 0];
+            rgb[i * 3 + 1] = buffer[i * 4 + 1];
+            rgb[i * 3 + 2] = buffer[i * 4 + 2];
         }
         return new RgbImage(w, h, rgb);
     }
-
-    /// <summary>PNG signature + IHDR with bit depth 16 (IHDR is always the first chunk; bit depth is byte 24).</summary>
-    internal static bool IsPng16(ReadOnlySpan<byte> b) =>
-        b.Length > 25 && b[0] == 0x89 && b[1] == (byte)'P' && b[2] == (byte)'N' && b[3] == (byte)'G'
-        && b[12] == (byte)'I' && b[13] == (byte)'H' && b[14] == (byte)'D' && b[15] == (byte)'R' && b[24] == 16;
 }
