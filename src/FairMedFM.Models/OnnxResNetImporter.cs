@@ -74,7 +74,7 @@ public static class OnnxResNetImporter
         {
             WeightLoader.Load(model, cache, strict: true);
         }
-        catch (Exception e) when (!converted && e is WeightLoadException or InvalidDataException or EndOfStreamException)
+        catch (Exception e) when (!converted && e is WeightLoadException or InvalidDataException or EndOfStreamException or NotSupportedException)
         {
             // A truncated or stale cache file: rebuild it once.
             File.Delete(cache);

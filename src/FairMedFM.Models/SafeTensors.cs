@@ -31,6 +31,18 @@ public static class SafeTensors
             throw new InvalidDataException($"'{path}' is not a safetensors file (header length {n}).");
         var json = new byte[n];
         fs.ReadExactly(json);
+        try
+        {
+            return ParseHeader(json, path, 8 + (long)n);
+        }
+        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"'{path}': malformed safetensors header ({e.Message}).", e);
+        }
+    }
+
+    private static (IReadOnlyList<Entry>, IReadOnlyDictionary<string, string>, long) ParseHeader(byte[] json, string path, long dataStart)
+    {
         var root = JsonNode.Parse(json) as JsonObject
                    ?? throw new InvalidDataException($"'{path}': safetensors header is not a JSON object.");
         var entries = new List<Entry>();
@@ -49,7 +61,7 @@ public static class SafeTensors
             entries.Add(new Entry(name, o["dtype"]!.GetValue<string>(), shape, offs[0], offs[1]));
         }
         entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
-        return (entries, meta, 8 + (long)n);
+        return (entries, meta, dataStart);
     }
 
     /// <summary>Reads every tensor (CPU). The caller owns the tensors.</summary>

@@ -173,5 +173,10 @@ public class WeightLoaderTests
         var junk = Path.Combine(dir.Path, "junk.bin");
         File.WriteAllText(junk, "not weights");
         Assert.Throws<InvalidDataException>(() => WeightLoader.Load(model, junk));
+        var badHeader = Path.Combine(dir.Path, "bad.safetensors");
+        var json = "{\"x\": {\"dtype\": \"F32\"}}"u8.ToArray();
+        File.WriteAllBytes(badHeader, [.. BitConverter.GetBytes((ulong)json.Length), .. json]);
+        var hx = Assert.Throws<InvalidDataException>(() => WeightLoader.Load(model, badHeader));
+        Assert.Contains(badHeader, hx.Message);
     }
 }
