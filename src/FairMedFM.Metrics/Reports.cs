@@ -33,7 +33,8 @@ public sealed class GroupReport
 
     public MetricValue this[string key] => Values[key];
 
-    public override string ToString() => $"{Group} (n={Counts.N}, pos={Counts.Positives}): auc {Values["auc"]}, acc {Values["acc"]}";
+    public override string ToString() =>
+        $"{Group} (n={Counts.N}, pos={Counts.Positives}): auc {Values.GetValueOrDefault("auc")}, acc {Values.GetValueOrDefault("acc")}";
 }
 
 /// <summary>Result of <see cref="ClassificationMetrics.Evaluate"/>.</summary>
