@@ -34,7 +34,9 @@ public sealed class GroupReport
     public MetricValue this[string key] => Values[key];
 
     public override string ToString() =>
-        $"{Group} (n={Counts.N}, pos={Counts.Positives}): auc {Values.GetValueOrDefault("auc")}, acc {Values.GetValueOrDefault("acc")}";
+        $"{Group} (n={Counts.N}, pos={Counts.Positives}): auc {Show("auc")}, acc {Show("acc")}";
+
+    private string Show(string key) => Values.TryGetValue(key, out var v) ? v.ToString() : "n/a";
 }
 
 /// <summary>Result of <see cref="ClassificationMetrics.Evaluate"/>.</summary>
