@@ -20,15 +20,21 @@ public sealed class DataSplit
 }
 
 /// <summary>
-/// Seeded patient-level split. Every patient's images go to one split. Patients are grouped into strata by their
-/// majority label (and majority group of <c>stratifyAttribute</c> when given; ties → label 1 / first group code),
-/// strata are laid end to end with the patients of each stratum shuffled (own SplitMix64 PRNG, so the result does
-/// not depend on the .NET version), then each patient goes to the split whose image count lags its target the most
-/// (target = fraction × images seen so far). Running allocation keeps every stratum, and the whole, within about
-/// one patient's images of the requested fractions.
+/// Seeded patient-level split: every patient's images go to one split.
+/// <para>Balance is measured on image counts in these dimensions: all images, label-1 images and, with
+/// <c>stratifyAttribute</c>, images of each group and label-1 images of each group. The cost of an assignment is
+/// Σ_split Σ_dim (count − fraction·total)² / total (a chi-square-like distance to the exact proportions).</para>
+/// <para>Steps: patients (ordinal id order) are shuffled with the seed (own SplitMix64, so results do not depend on
+/// the .NET version); each goes greedily to the split that lowers the cost most against the totals seen so far;
+/// then single-patient moves and (up to 2,000 patients; O(P²) per pass) pairwise swaps between splits are applied while they lower
+/// the cost. Different seeds start from different random orders and end in different, equally balanced splits.
+/// A split with fraction 0 stays empty.</para>
 /// </summary>
 public static class PatientSplitter
 {
+    private const int MaxSwapPatients = 2000;
+    private const int MaxPasses = 50;
+
     public static DataSplit Split(LoadedDataset data, int seed, SplitFractions? fractions = null, string? stratifyAttribute = null)
     {
         fractions ??= new SplitFractions();
@@ -40,43 +46,125 @@ public static class PatientSplitter
 
         if (stratifyAttribute is not null && !data.AttributeNames.Contains(stratifyAttribute))
             throw new ArgumentException($"unknown stratification attribute '{stratifyAttribute}' (have: {string.Join(", ", data.AttributeNames)})");
+        int groups = stratifyAttribute is null ? 0 : data.GroupLabels(stratifyAttribute).Count;
+        int dims = 2 + 2 * groups;
 
         // Patients in ordinal id order first, so CSV row order does not change the result.
         var patients = data.Samples.GroupBy(s => s.PatientId, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => new Patient(g.Key, g.Select(s => s.Index).ToArray(), StratumKey(g.ToList(), stratifyAttribute)))
-            .ToList();
+            .Select(g =>
+            {
+                var v = new double[dims];
+                foreach (var smp in g)
+                {
+                    v[0]++;
+                    if (smp.Label == 1) v[1]++;
+                    if (stratifyAttribute is not null)
+                    {
+                        int code = smp.GroupCodes[stratifyAttribute];
+                        v[2 + code]++;
+                        if (smp.Label == 1) v[2 + groups + code]++;
+                    }
+                }
+                return new Patient(g.Key, g.Select(x => x.Index).ToArray(), v);
+            })
+            .ToArray();
 
         var rng = new SplitMix64((ulong)(uint)seed ^ 0x5F3A_9E37_79B9_7F4AUL);
-        var ordered = new List<Patient>(patients.Count);
-        foreach (var stratum in patients.GroupBy(p => p.Stratum, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+        for (int i = patients.Length - 1; i > 0; i--)
         {
-            var members = stratum.ToArray();
-            for (int i = members.Length - 1; i > 0; i--)
-            {
-                int j = rng.NextInt(i + 1);
-                (members[i], members[j]) = (members[j], members[i]);
-            }
-            ordered.AddRange(members);
+            int j = rng.NextInt(i + 1);
+            (patients[i], patients[j]) = (patients[j], patients[i]);
         }
 
-        var assigned = new long[3];
-        long seen = 0;
-        var lists = new[] { new List<int>(), new List<int>(), new List<int>() };
-        foreach (var p in ordered)
+        var total = new double[dims];
+        foreach (var p in patients) for (int d = 0; d < dims; d++) total[d] += p.Vector[d];
+        var weight = total.Select(t => 1.0 / Math.Max(t, 1.0)).ToArray();
+        var active = Enumerable.Range(0, 3).Where(s => f[s] > 0).ToArray();
+
+        // Greedy pass against the running totals.
+        var counts = new double[3][];
+        for (int s = 0; s < 3; s++) counts[s] = new double[dims];
+        var seen = new double[dims];
+        var where = new int[patients.Length];
+        for (int i = 0; i < patients.Length; i++)
         {
-            seen += p.Indices.Length;
-            int best = 0;
-            double bestNeed = double.NegativeInfinity;
-            for (int s = 0; s < 3; s++)
+            var v = patients[i].Vector;
+            for (int d = 0; d < dims; d++) seen[d] += v[d];
+            int best = active[0];
+            double bestCost = double.PositiveInfinity;
+            foreach (int s in active)
             {
-                if (f[s] == 0) continue;
-                double need = f[s] * seen - assigned[s];
-                if (need > bestNeed) { bestNeed = need; best = s; }
+                double c = 0;
+                for (int t = 0; t < 3; t++)
+                    for (int d = 0; d < dims; d++)
+                    {
+                        double a = counts[t][d] + (t == s ? v[d] : 0) - f[t] * seen[d];
+                        c += a * a * weight[d];
+                    }
+                if (c < bestCost - 1e-12) { bestCost = c; best = s; }
             }
-            assigned[best] += p.Indices.Length;
-            lists[best].AddRange(p.Indices);
+            where[i] = best;
+            for (int d = 0; d < dims; d++) counts[best][d] += v[d];
         }
+
+        // Local search against the final totals: moves, then swaps.
+        double Term(int s, int d, double delta)
+        {
+            double a = counts[s][d] + delta - f[s] * total[d];
+            return a * a * weight[d];
+        }
+        double MoveDelta(double[] v, int from, int to)
+        {
+            double c = 0;
+            for (int d = 0; d < dims; d++)
+            {
+                if (v[d] == 0) continue;
+                c += Term(from, d, -v[d]) - Term(from, d, 0) + Term(to, d, v[d]) - Term(to, d, 0);
+            }
+            return c;
+        }
+        void Apply(double[] v, int from, int to)
+        {
+            for (int d = 0; d < dims; d++) { counts[from][d] -= v[d]; counts[to][d] += v[d]; }
+        }
+        var diff = new double[dims];
+        for (int pass = 0; pass < MaxPasses; pass++)
+        {
+            bool improved = false;
+            for (int i = 0; i < patients.Length; i++)
+                foreach (int s in active)
+                {
+                    if (s == where[i]) continue;
+                    if (MoveDelta(patients[i].Vector, where[i], s) < -1e-9)
+                    {
+                        Apply(patients[i].Vector, where[i], s);
+                        where[i] = s;
+                        improved = true;
+                    }
+                }
+            if (patients.Length <= MaxSwapPatients)
+                for (int i = 0; i < patients.Length; i++)
+                    for (int j = i + 1; j < patients.Length; j++)
+                    {
+                        int a = where[i], b = where[j];
+                        if (a == b) continue;
+                        // Swapping i (in a) and j (in b) moves diff = v_i - v_j from a to b.
+                        var vi = patients[i].Vector;
+                        var vj = patients[j].Vector;
+                        for (int d = 0; d < dims; d++) diff[d] = vi[d] - vj[d];
+                        if (MoveDelta(diff, a, b) < -1e-9)
+                        {
+                            Apply(diff, a, b);
+                            (where[i], where[j]) = (b, a);
+                            improved = true;
+                        }
+                    }
+            if (!improved) break;
+        }
+
+        var lists = new[] { new List<int>(), new List<int>(), new List<int>() };
+        for (int i = 0; i < patients.Length; i++) lists[where[i]].AddRange(patients[i].Indices);
         var train = lists[0].Order().ToArray();
         var val = lists[1].Order().ToArray();
         var test = lists[2].Order().ToArray();
@@ -97,17 +185,7 @@ public static class PatientSplitter
         };
     }
 
-    private static string StratumKey(List<Sample> samples, string? attribute)
-    {
-        int positives = samples.Count(s => s.Label == 1);
-        int label = 2 * positives >= samples.Count ? 1 : 0;
-        if (attribute is null) return $"y{label}";
-        var group = samples.GroupBy(s => s.GroupCodes[attribute])
-            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
-        return $"y{label}|g{group:D6}";
-    }
-
-    private sealed record Patient(string Id, int[] Indices, string Stratum);
+    private sealed record Patient(string Id, int[] Indices, double[] Vector);
 
     /// <summary>SplitMix64 (Steele, Lea, Flood 2014): tiny, fixed, good enough for shuffling.</summary>
     private sealed class SplitMix64(ulong state)
