@@ -101,6 +101,50 @@ public sealed class MeanImageNormalization : INormalization
     }
 }
 
+/// <summary>
+/// albumentations <c>Normalize(mean, std, max_pixel_value=255)</c> arithmetic, as FairMedFM's segmentation data
+/// path uses it: <c>(float32(v) − float32(mean)·255) · float32(1 / (float32(std)·255))</c>. With
+/// <c>bgr: true</c> (the FairMedFM default) the input is taken in OpenCV's BGR order and the RGB-ordered statistics
+/// are applied to it unchanged (B gets the R mean: FairMedFM's quirk, kept on purpose). Output CHW in that order.
+/// </summary>
+public sealed class AlbumentationsNormalization : INormalization
+{
+    private readonly float[] _mean255;
+    private readonly float[] _inv;
+    public bool Bgr { get; }
+    public string Id { get; }
+
+    /// <summary>FairMedFM segmentation (cv2.imread BGR + ImageNet statistics in RGB order).</summary>
+    public static AlbumentationsNormalization FairMedFMSegmentation { get; } =
+        new(new[] { 0.485f, 0.456f, 0.406f }, new[] { 0.229f, 0.224f, 0.225f }, bgr: true);
+
+    public AlbumentationsNormalization(float[] mean, float[] std, bool bgr = true)
+    {
+        if (mean.Length != 3 || std.Length != 3) throw new ArgumentException("mean and std need 3 values");
+        _mean255 = mean.Select(m => m * 255f).ToArray();
+        _inv = std.Select(s => 1f / (s * 255f)).ToArray();
+        Bgr = bgr;
+        static string F(float v) => v.ToString("R", CultureInfo.InvariantCulture);
+        Id = $"albu:{(bgr ? "bgr" : "rgb")}:{string.Join(",", mean.Select(F))}/{string.Join(",", std.Select(F))}";
+    }
+
+    public float[] ToChw(RgbImage img)
+    {
+        int n = img.Width * img.Height;
+        var outp = new float[3 * n];
+        var px = img.Pixels;
+        for (int c = 0; c < 3; c++)
+        {
+            int src = Bgr ? 2 - c : c;
+            float m = _mean255[c], inv = _inv[c];
+            int o = c * n;
+            for (int i = 0; i < n; i++)
+                outp[o + i] = (px[i * 3 + src] - m) * inv;
+        }
+        return outp;
+    }
+}
+
 /// <summary>FairMedFM's classification test transform: Resize(shorter side, bicubic) then CenterCrop.</summary>
 public sealed record PreprocessingSpec(int ResizeShorter = 224, int Crop = 224)
 {

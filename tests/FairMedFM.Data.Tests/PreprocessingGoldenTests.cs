@@ -114,6 +114,33 @@ public class PreprocessingGoldenTests
         Assert.Equal(0, Mismatches(Io.Value.U8($"{key}_cv2_resized_u8"), bgr));
     }
 
+    [Theory]
+    [MemberData(nameof(Keys))]
+    public void Cv2NormalizationMatchesAlbumentationsArithmetic(string key)
+    {
+        var img = Preprocess.ResizeBilinearCv2(ImageDecoder.DecodeRgb(ImageFiles.Value[key]), 256, 256);
+        var chw = AlbumentationsNormalization.FairMedFMSegmentation.ToChw(img);
+        const int n = 256 * 256;
+        double sum = 0;
+        var chan = new double[3];
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < n; i++) { sum += chw[c * n + i]; chan[c] += chw[c * n + i]; }
+        double refSum = Io.Value.F64($"{key}_cv2_norm_sum")[0];
+        Assert.True(Math.Abs(sum - refSum) <= 1e-6 * Math.Abs(refSum), $"sum {sum} vs {refSum}");
+        var refMean = Io.Value.F64($"{key}_cv2_norm_chan_mean"); // per BGR channel of the HWC array
+        for (int c = 0; c < 3; c++)
+            Assert.True(Math.Abs(chan[c] / n - refMean[c]) <= 1e-6 * Math.Max(1, Math.Abs(refMean[c])), $"chan {c}");
+        if (key == "img1")
+        {
+            var hwc = Io.Value.F32("img1_cv2_norm_hwc");
+            double maxDiff = 0;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < 3; c++)
+                    maxDiff = Math.Max(maxDiff, Math.Abs(hwc[i * 3 + c] - chw[c * n + i]));
+            Assert.True(maxDiff <= 1e-6, $"max |diff| = {maxDiff}");
+        }
+    }
+
     [Fact]
     public void ShorterSideSizesFollowTorchvision()
     {
