@@ -84,6 +84,34 @@ public class DatasetTests(NihFixture nih) : IClassFixture<NihFixture>
         Assert.Equal(new[] { "p1", "p1", "p2", "p3", "p4", "p5" }, d.Samples.Select(s => s.PatientId));
     }
 
+    [Fact]
+    public void WithoutPatientColumnEachImageIsItsOwnPatient()
+    {
+        using var t = new TempDir();
+        var card = TestData.SmallDataset(t.Path, TestData.SmallCard.Replace("patient_id_column: pid\n", ""));
+        var d = LoadedDataset.Load(DatasetCard.Load(card));
+        Assert.Null(d.Card.PatientIdColumn);
+        Assert.Equal(d.Samples.Select(s => s.RelativePath), d.Samples.Select(s => s.PatientId));
+        var split = PatientSplitter.Split(d, 1, new SplitFractions(0.5, 0, 0.5));
+        Assert.Equal(3, split.Train.Length);
+        Assert.Equal(3, split.Test.Length);
+    }
+
+    [Fact]
+    public void SmallDatasetSplitKeepsPatientP1Together()
+    {
+        using var t = new TempDir();
+        var d = LoadedDataset.Load(DatasetCard.Load(TestData.SmallDataset(t.Path)));
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var s = PatientSplitter.Split(d, seed, stratifyAttribute: "sex_x_age60");
+            var inTrain = s.Train.Contains(0);
+            Assert.Equal(inTrain, s.Train.Contains(1)); // rows 0 and 1 are patient p1
+            Assert.Equal(s.Validation.Contains(0), s.Validation.Contains(1));
+            Assert.Equal(6, s.Train.Length + s.Validation.Length + s.Test.Length);
+        }
+    }
+
     private static DataException LoadError(TempDir t, string[] lines, string? card = null)
     {
         var path = TestData.SmallDataset(t.Path, card, lines);
