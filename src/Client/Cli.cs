@@ -1,0 +1,207 @@
+using System.CommandLine;
+using FairMedFM.Engine;
+using FairMedFM.Engine.Cells;
+using FairMedFM.Engine.Config;
+using FairMedFM.Engine.Reports;
+using FairMedFM.Grains;
+using Spectre.Console;
+
+namespace FairMedFM.Client;
+
+/// <summary>The `fairmedfm` command line: runs grids through the grains and prints the fairness matrix.</summary>
+public sealed class Cli
+{
+    private readonly IAnsiConsole _console;
+
+    public Cli(IAnsiConsole? console = null)
+    {
+        _console = console ?? AnsiConsole.Console;
+        // Redirected output (CI logs, files) would otherwise be wrapped at 80 columns.
+        if (console is null && Console.IsOutputRedirected) _console.Profile.Width = 160;
+    }
+
+    private static readonly Option<string?> CacheOpt = new("--cache") { Description = "Cache folder for embeddings, converted weights and cell results (default: $FAIRMEDFM_CACHE or ./.fairmedfm)" };
+    private static readonly Option<string?> WeightsOpt = new("--weights") { Description = "Folder holding FM weights (default: $FAIRMEDFM_WEIGHTS or ./weights)" };
+    private static readonly Option<string?> GatewayOpt = new("--gateway") { Description = "Connect to a running silo's gateway (host:port) instead of the embedded in-process silo" };
+    private static readonly Option<string?> OutOpt = new("--out") { Description = "Output folder for results.json/csv, groups.csv, per-cell files and summary.md" };
+    private static readonly Option<string?> CardOpt = new("--card") { Description = "Use this dataset card instead of the grid's datasets" };
+    private static readonly Option<int> SlotsOpt = new("--slots") { Description = "Trainings run at once in the embedded silo", DefaultValueFactory = _ => 1 };
+    private static readonly Option<bool> PlainOpt = new("--plain") { Description = "Plain progress lines instead of live bars (also used when output is not a terminal)" };
+
+    public RootCommand Build()
+    {
+        var root = new RootCommand("FairMedFM.NET: fairness benchmark for medical-imaging foundation models");
+
+        var gridOpt = new Option<string>("--grid") { Description = "Grid file (YAML or JSON): datasets × models × usages × methods × attributes × seeds", Required = true };
+        var run = new Command("run", "Run a grid through the grains and print the datasets × models fairness matrix");
+        foreach (var o in new Option[] { gridOpt, OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) run.Options.Add(o);
+        run.SetAction((pr, ct) => RunAsync(pr.GetValue(gridOpt)!, pr, ct));
+        root.Subcommands.Add(run);
+
+        var demo = new Command("demo", "The real NIH chest X-ray sample × ImageNet ResNet-18 × linear probe × {sex, age ≥ 60, age bins, sex × age} × 3 seeds");
+        foreach (var o in new Option[] { OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) demo.Options.Add(o);
+        demo.SetAction((pr, ct) =>
+        {
+            var grid = FindRepoFile(Path.Combine("grids", "nih_demo.yaml"));
+            if (grid is null) { _console.MarkupLine("[red]error:[/] grids/nih_demo.yaml not found above the current folder"); return Task.FromResult(2); }
+            return RunAsync(grid, pr, ct, defaultOut: Path.Combine("out", "demo"));
+        });
+        root.Subcommands.Add(demo);
+
+        var models = new Command("models", "Foundation models known to this build");
+        var list = new Command("list", "List model cards with their feature dimension and normalisation");
+        list.SetAction(_ =>
+        {
+            var t = new Table().AddColumns("id", "family", "feature dim", "image size", "normalisation", "weights", "licence");
+            foreach (var c in FairMedFM.Models.ModelZoo.Cards)
+                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind),
+                    Markup.Escape(c.WeightsFile ?? "packaged"), Markup.Escape(c.License ?? ""));
+            _console.Write(t);
+            return 0;
+        });
+        models.Subcommands.Add(list);
+        root.Subcommands.Add(models);
+        return root;
+    }
+
+    private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null)
+    {
+        GridSpec grid;
+        try
+        {
+            grid = GridSpec.Load(gridPath);
+            if (pr.GetValue(CardOpt) is { } card)
+            {
+                if (!File.Exists(card)) throw new ConfigException($"--card {card}: file not found");
+                grid.Datasets = new List<string> { Path.GetFullPath(card) };
+            }
+        }
+        catch (ConfigException e)
+        {
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 2;
+        }
+
+        var ws = Workspace.FromEnvironment(pr.GetValue(CacheOpt), pr.GetValue(WeightsOpt));
+        var outDir = Path.GetFullPath(pr.GetValue(OutOpt) ?? defaultOut ?? Path.Combine("out", grid.Name));
+        var cells = grid.Expand();
+        _console.MarkupLine($"[bold]{Markup.Escape(grid.Name)}[/]: {cells.Count} cells = {grid.Datasets.Count} dataset(s) × {grid.Models.Count} model(s) × " +
+                            $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
+
+        ClusterConnection conn;
+        try { conn = await ClusterConnection.ConnectAsync(pr.GetValue(GatewayOpt), ws, pr.GetValue(SlotsOpt), ct); }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 3;
+        }
+
+        await using (conn)
+        {
+            _console.MarkupLine($"[grey]grains on {Markup.Escape(conn.Description)}; cache {Markup.Escape(ws.CacheDir)}[/]");
+            var forwardsBefore = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages;
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var outcome = await RunWithProgress(conn.Client, grid, pr.GetValue(PlainOpt), ct);
+            sw.Stop();
+
+            ResultWriter.Write(outDir, grid.Name, outcome.Results);
+            await PrintMatrix(conn.Client, outcome);
+            var failed = outcome.Results.Where(r => r.Status != "done").ToList();
+            foreach (var f in failed)
+                _console.MarkupLine($"[red]failed[/] {Markup.Escape(f.Spec.Label)}: {Markup.Escape(f.Error ?? "")}");
+            var forwards = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages - forwardsBefore;
+            _console.MarkupLine($"{outcome.Results.Count - failed.Count} done, {failed.Count} failed in {sw.Elapsed.TotalSeconds:0.0} s; " +
+                                $"backbone forward passes in this process: {forwards} images" + (pr.GetValue(GatewayOpt) is null ? "" : " (remote silos not counted)"));
+            _console.MarkupLine($"results: [link]{Markup.Escape(outDir)}[/] (results.json, results.csv, groups.csv, cells/, summary.md)");
+            return failed.Count == 0 ? 0 : 1;
+        }
+    }
+
+    private async Task<SweepOutcome> RunWithProgress(IClusterClient client, GridSpec grid, bool plain, CancellationToken ct)
+    {
+        if (plain || !_console.Profile.Capabilities.Interactive)
+        {
+            string last = "";
+            var p = new Progress<SweepProgress>(s =>
+            {
+                var line = Describe(s);
+                if (line != last) { _console.WriteLine(line); last = line; }
+            });
+            return await SweepDriver.RunAsync(client, grid, p, ct: ct);
+        }
+
+        SweepOutcome? outcome = null;
+        await _console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var cellsTask = ctx.AddTask("cells", maxValue: grid.Expand().Select(c => c.CellId).Distinct().Count());
+                var embTask = ctx.AddTask("embeddings", maxValue: 1);
+                var p = new Progress<SweepProgress>(s =>
+                {
+                    cellsTask.Value = s.Done + s.Failed;
+                    cellsTask.Description = Markup.Escape(Describe(s));
+                    var emb = s.Cells.Where(c => c.Stage == "embeddings" && c.Total > 0).MaxBy(c => c.Total);
+                    if (emb is not null) { embTask.MaxValue = emb.Total; embTask.Value = emb.Done; embTask.Description = $"embeddings {emb.Done}/{emb.Total} images"; }
+                    else if (s.Cells.All(c => c.Stage != "embeddings" && c.Stage != "dataset")) { embTask.Value = embTask.MaxValue; embTask.Description = "embeddings ready"; }
+                });
+                outcome = await SweepDriver.RunAsync(client, grid, p, ct: ct);
+                cellsTask.Value = cellsTask.MaxValue;
+            });
+        return outcome!;
+    }
+
+    private static string Describe(SweepProgress s)
+    {
+        var stages = s.Cells.Where(c => !c.IsFinished).GroupBy(c => c.Stage).Select(g => $"{g.Count()} {g.Key}");
+        var emb = s.Cells.FirstOrDefault(c => c.Stage == "embeddings" && c.Total > 0);
+        var embText = emb is null ? "" : $" (embeddings {emb.Done}/{emb.Total})";
+        return $"cells: {s.Done} done, {s.Failed} failed, {s.Running} running [{string.Join(", ", stages)}]{embText}";
+    }
+
+    /// <summary>Per attribute: AUC, AUC gap and EOD (mean ± sd over seeds) with the test-set group sizes, from the aggregator grain.</summary>
+    private async Task PrintMatrix(IClusterClient client, SweepOutcome outcome)
+    {
+        var agg = client.GetGrain<IAggregatorGrain>(outcome.AggregatorKey);
+        var wanted = outcome.Specs.Select(s => s.CellId).ToHashSet();
+        var cells = (await agg.GetCells()).Where(c => wanted.Contains(c.CellId) && c.Phase == JobPhase.Done).ToList();
+        // Slices in the grid's own order (attributes as the user listed them).
+        var order = outcome.Specs.Select(s => (s.Usage, s.Method, s.Attribute)).Distinct().ToList();
+        foreach (var (usage, method, attribute) in order.Where(o => cells.Any(c => (c.Usage, c.Method, c.Attribute) == o)))
+        {
+            var metrics = new[] { ("overall-auc", "AUC"), ("auc-gap", "AUC gap"), ("eod", "EOD") };
+            var views = new List<MatrixView>();
+            foreach (var (key, _) in metrics) views.Add(await agg.GetMatrix(usage, method, attribute, key));
+            var table = new Table().Title($"[bold]{Markup.Escape(usage)} · {Markup.Escape(method)} · attribute {Markup.Escape(attribute)}[/]");
+            table.AddColumn("dataset").AddColumn("model");
+            foreach (var (_, label) in metrics) table.AddColumn(label);
+            table.AddColumn("test groups: n (+pos/−neg)");
+            foreach (var ds in views[0].Datasets)
+            foreach (var model in views[0].Models)
+            {
+                var first = views[0].Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model);
+                if (first is null) continue;
+                var row = new List<string> { Markup.Escape(ds), Markup.Escape(model) };
+                foreach (var v in views) row.Add(Markup.Escape(v.Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model)?.Text ?? "–"));
+                row.Add(Markup.Escape(string.Join("\n", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"))));
+                table.AddRow(row.ToArray());
+            }
+            _console.Write(table);
+        }
+        _console.MarkupLine("[grey]Mean ± sd over seeds. EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
+    }
+
+    /// <summary>Finds a file shipped in the repository, looking up from the current folder and from the program's folder.</summary>
+    public static string? FindRepoFile(string relative)
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, relative);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,69 @@
+using System.Net;
+using System.Net.Sockets;
+using FairMedFM.Engine;
+using FairMedFM.Grains;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace FairMedFM.Client;
+
+/// <summary>
+/// How the CLI reaches grains: by default it hosts one silo in this process (no Redis, nothing to install);
+/// with --gateway it connects as a client to a running silo (src/Silo).
+/// </summary>
+public sealed class ClusterConnection : IAsyncDisposable
+{
+    private readonly IHost _host;
+    public IClusterClient Client { get; }
+    public string Description { get; }
+
+    private ClusterConnection(IHost host, IClusterClient client, string description) { _host = host; Client = client; Description = description; }
+
+    public static async Task<ClusterConnection> ConnectAsync(string? gateway, Workspace workspace, int trainingSlots, CancellationToken ct = default)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Error);
+        string description;
+        if (gateway is null)
+        {
+            int siloPort = FreePort(), gatewayPort = FreePort();
+            builder.UseOrleans(silo => silo
+                .UseLocalhostClustering(siloPort, gatewayPort, serviceId: "fairmedfm", clusterId: "embedded-" + Environment.ProcessId)
+                .AddFairMedFM(workspace, trainingSlots));
+            description = $"embedded silo (in-process, 127.0.0.1:{siloPort})";
+        }
+        else
+        {
+            if (!IPEndPoint.TryParse(gateway, out var ep))
+                throw new ArgumentException($"--gateway '{gateway}' is not an IP endpoint like 127.0.0.1:30000");
+            builder.UseOrleansClient(c => c.UseStaticClustering(ep));
+            description = $"cluster via gateway {ep}";
+        }
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(ct);
+        }
+        catch (Exception e)
+        {
+            host.Dispose();
+            throw new InvalidOperationException($"could not reach the {description}: {e.Message}", e);
+        }
+        return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await _host.StopAsync(TimeSpan.FromSeconds(10)); } catch (OperationCanceledException) { }
+        _host.Dispose();
+    }
+}

@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using FairMedFM.Data;
+using FairMedFM.Engine.Config;
+using FairMedFM.Models;
+
+namespace FairMedFM.Engine;
+
+/// <summary>
+/// Process-wide memo of loaded datasets, keyed by card path and the card/CSV modification times, so every grain of a
+/// silo shares one parsed copy (large tables never travel in grain messages).
+/// </summary>
+public static class DatasetCatalog
+{
+    private static readonly ConcurrentDictionary<string, Lazy<LoadedDataset>> Cache = new();
+
+    public static LoadedDataset Get(string cardPath)
+    {
+        cardPath = Path.GetFullPath(cardPath);
+        if (!File.Exists(cardPath)) throw new DataException($"dataset card not found: {cardPath}");
+        var card = DatasetCard.Load(cardPath);
+        var csvStamp = File.Exists(card.MetadataCsv) ? File.GetLastWriteTimeUtc(card.MetadataCsv).Ticks : 0;
+        var key = $"{cardPath}|{File.GetLastWriteTimeUtc(cardPath).Ticks}|{csvStamp}";
+        var lazy = Cache.GetOrAdd(key, _ => new Lazy<LoadedDataset>(() => LoadedDataset.Load(card), LazyThreadSafetyMode.ExecutionAndPublication));
+        try { return lazy.Value; }
+        catch { Cache.TryRemove(key, out _); throw; } // a failed load (bad row, missing image) is retried after the user fixes it
+    }
+}
+
+/// <summary>Resolves a model id to its card, its weights identity and its pre-processing.</summary>
+public static class ModelCatalog
+{
+    private static readonly ConcurrentDictionary<string, string> WeightsHashes = new();
+
+    public static ModelCard Card(string modelId) =>
+        ModelZoo.Cards.FirstOrDefault(c => c.Id == modelId)
+        ?? throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id))})");
+
+    /// <summary>Hash of the weights the encoder will load, memoised per process (hashing a checkpoint is not free).</summary>
+    public static string WeightsHash(string modelId, Workspace ws)
+    {
+        return WeightsHashes.GetOrAdd($"{modelId}|{ws.WeightsDir}", _ =>
+        {
+            using var enc = ModelZoo.CreateEncoder(modelId, ws.WeightsDir, ws.ModelsCacheDir);
+            return enc.WeightsHash;
+        });
+    }
+
+    public static IImageEncoder CreateEncoder(string modelId, Workspace ws) => ModelZoo.CreateEncoder(modelId, ws.WeightsDir, ws.ModelsCacheDir);
+
+    /// <summary>
+    /// "model": the FM's own normalisation (the packaged CNTK ResNet wants BGR 0–255 minus its mean image);
+    /// "dataset": FairMedFM's reference behaviour, the dataset card's mean/std whatever the model.
+    /// </summary>
+    public static INormalization Normalization(ModelCard card, DatasetCard dataset, string choice)
+    {
+        if (choice == "dataset")
+        {
+            var n = dataset.Normalization ?? throw new ConfigException($"dataset card {dataset.SourceFile} has no normalization block but normalization: dataset was asked for");
+            return new MeanStdNormalization(n.Mean.ToArray(), n.Std.ToArray());
+        }
+        return card.NormalizationKind switch
+        {
+            "model-mean-image" => new MeanImageNormalization(OnnxResNetImporter.ReadPreprocessMeanImage(PackagedModels.ResNetPreprocessOnnxPath), card.ImageSize, card.ImageSize),
+            "meanstd" => new MeanStdNormalization(card.Mean ?? throw new ConfigException($"model card {card.Id} lacks mean"), card.Std ?? throw new ConfigException($"model card {card.Id} lacks std")),
+            "dataset" => Normalization(card, dataset, "dataset"),
+            var k => throw new ConfigException($"model card {card.Id}: unknown normalization kind '{k}'"),
+        };
+    }
+
+    public static PreprocessingSpec Preprocessing(ModelCard card) => new(card.ImageSize, card.ImageSize);
+}

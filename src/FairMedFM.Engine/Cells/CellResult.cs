@@ -1,0 +1,49 @@
+using FairMedFM.Engine.Config;
+
+namespace FairMedFM.Engine.Cells;
+
+/// <summary>A metric as written to results: a number, or null with the reason it is undefined (never 0, never a bare NaN).</summary>
+public sealed record MetricEntry(double? Value, string? Undefined = null, string? Detail = null)
+{
+    public override string ToString() => Value is { } v ? v.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture) : $"undefined ({Undefined})";
+}
+
+public sealed record GroupResult(string Group, int N, int Positives, int Negatives, IReadOnlyDictionary<string, MetricEntry> Values);
+
+public sealed record SplitSizes(int Train, int Validation, int Test);
+
+/// <summary>Everything one cell produced, with the hashes that identify its data, split, weights and configuration.</summary>
+public sealed record CellResult
+{
+    public required string CellId { get; init; }
+    public required CellSpec Spec { get; init; }
+    /// <summary>"done" or "failed".</summary>
+    public required string Status { get; init; }
+    public string? Error { get; init; }
+    public string? DatasetName { get; init; }
+    public string? DataHash { get; init; }
+    public string? SplitHash { get; init; }
+    public string? WeightsHash { get; init; }
+    public string ConfigHash { get; init; } = "";
+    public string? EmbeddingKey { get; init; }
+    public bool EmbeddingCacheHit { get; init; }
+    public SplitSizes? Sizes { get; init; }
+    public double? Threshold { get; init; }
+    /// <summary>Where the decision threshold came from: "validation" (frozen for test) or "test" (reference mode).</summary>
+    public string? ThresholdChosenOn { get; init; }
+    public int? SelectedEpoch { get; init; }
+    public IReadOnlyList<Training.EpochLog>? History { get; init; }
+    public IReadOnlyDictionary<string, MetricEntry>? Summary { get; init; }
+    public GroupResult? Overall { get; init; }
+    public IReadOnlyList<GroupResult>? Groups { get; init; }
+    public string? PredictionsFile { get; init; }
+    public DateTimeOffset StartedUtc { get; init; }
+    public DateTimeOffset FinishedUtc { get; init; }
+    public string EngineVersion { get; init; } = typeof(CellResult).Assembly.GetName().Version?.ToString() ?? "0";
+
+    public static CellResult Failed(CellSpec spec, string error, DateTimeOffset started) => new()
+    {
+        CellId = spec.CellId, Spec = spec, Status = "failed", Error = error, ConfigHash = Hashing.Of(spec),
+        StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
+    };
+}

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Text;
+using FairMedFM.Data;
+using FairMedFM.Engine.Config;
+using FairMedFM.Engine.Embeddings;
+using FairMedFM.Engine.Training;
+using FairMedFM.Metrics;
+
+namespace FairMedFM.Engine.Cells;
+
+/// <summary>
+/// Runs one cell: split → (cached) embeddings → train the head → choose the threshold on validation → evaluate on test
+/// per group. The science of a cell lives here; grains only schedule and record it.
+/// </summary>
+public sealed class CellRunner(Workspace workspace)
+{
+    public Workspace Workspace { get; } = workspace;
+    public EmbeddingStore Embeddings { get; } = new(workspace.EmbeddingsDir);
+    public ResultStore Results { get; } = new(workspace.ResultsDir);
+
+    /// <summary>Computes (or finds) the frozen-backbone embeddings of a dataset for a model and normalisation choice.</summary>
+    public EmbeddingMatrix GetEmbeddings(string datasetCard, string modelId, string normalization,
+        IProgress<(int done, int total)>? progress = null, CancellationToken ct = default)
+    {
+        var data = DatasetCatalog.Get(datasetCard);
+        var card = ModelCatalog.Card(modelId);
+        var norm = ModelCatalog.Normalization(card, data.Card, normalization);
+        var pre = ModelCatalog.Preprocessing(card);
+        var weightsHash = ModelCatalog.WeightsHash(modelId, Workspace);
+        return Embeddings.GetOrCompute(data, () => ModelCatalog.CreateEncoder(modelId, Workspace), modelId, weightsHash, pre, norm,
+            progress: progress, ct: ct);
+    }
+
+    /// <summary>Runs a cell end to end in this process (no grains), reusing a stored result when the data is unchanged.</summary>
+    public CellResult Run(CellSpec spec, CancellationToken ct = default)
+    {
+        var started = DateTimeOffset.UtcNow;
+        try
+        {
+            var data = DatasetCatalog.Get(spec.Dataset);
+            if (TryReuse(spec, data.DataHash) is { } stored) return stored;
+            ValidateSpec(spec, data);
+            var emb = GetEmbeddings(spec.Dataset, spec.Model, spec.Normalization, ct: ct);
+            return RunWithEmbeddings(spec, emb, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var failed = CellResult.Failed(spec, Describe(e), started);
+            Results.Put(failed);
+            return failed;
+        }
+    }
+
+    /// <summary>A stored result is reused only if it finished on the same data and the same weights.</summary>
+    public CellResult? TryReuse(CellSpec spec, string dataHash)
+    {
+        var stored = Results.TryGet(spec.CellId);
+        if (stored is not { Status: "done" } || stored.DataHash != dataHash) return null;
+        return stored.WeightsHash == ModelCatalog.WeightsHash(spec.Model, Workspace) ? stored : null;
+    }
+
+    public static void ValidateSpec(CellSpec spec, LoadedDataset data)
+    {
+        if (!GridSpec.KnownUsages.Contains(spec.Usage))
+            throw new ConfigException($"usage '{spec.Usage}' is not available (available: {string.Join(", ", GridSpec.KnownUsages)})");
+        if (!GridSpec.KnownMethods.Contains(spec.Method))
+            throw new ConfigException($"method '{spec.Method}' is not implemented yet (available: {string.Join(", ", GridSpec.KnownMethods)})");
+        if (!data.AttributeNames.Contains(spec.Attribute))
+            throw new ConfigException($"attribute '{spec.Attribute}' is not defined by dataset card {data.Card.SourceFile} (defined: {string.Join(", ", data.AttributeNames)})");
+        spec.Training.Validate(); spec.Metrics.Validate(); spec.Split.Validate();
+    }
+
+    /// <summary>The part of a cell after the embeddings exist: cheap (seconds), deterministic for a seed.</summary>
+    public CellResult RunWithEmbeddings(CellSpec spec, EmbeddingMatrix emb, CancellationToken ct = default)
+    {
+        var started = DateTimeOffset.UtcNow;
+        try
+        {
+            var data = DatasetCatalog.Get(spec.Dataset);
+            ValidateSpec(spec, data);
+            if (emb.Count != data.Samples.Count)
+                throw new InvalidOperationException($"embedding entry {emb.Key} has {emb.Count} rows but the dataset has {data.Samples.Count} samples");
+
+            var split = PatientSplitter.Split(data, spec.Seed,
+                new SplitFractions(spec.Split.Train, spec.Split.Validation, spec.Split.Test), stratifyAttribute: spec.Attribute);
+            var labels = data.Samples.Select(s => s.Label).ToArray();
+            var train = SplitData.From(emb, split.Train, labels);
+            var val = SplitData.From(emb, split.Validation, labels);
+            var test = SplitData.From(emb, split.Test, labels);
+
+            var probe = LinearProbeTrainer.Train(train, val, test, spec.Training, spec.Seed, ct);
+
+            var testGroups = split.Test.Select(i => data.Samples[i].Groups[spec.Attribute]).ToArray();
+            var rule = spec.Metrics.Threshold switch { "youden" => ThresholdRule.Youden, "fixed" => ThresholdRule.Fixed, _ => ThresholdRule.BestF1 };
+            ClassificationReport report;
+            string chosenOn;
+            if (spec.Metrics.Mode == "reference")
+            {
+                report = ClassificationMetrics.Evaluate(probe.TestProbs, test.Labels, testGroups,
+                    new MetricsOptions(MetricsMode.Reference, ThresholdRule.BestF1, spec.Metrics.EceBins));
+                chosenOn = "test";
+            }
+            else
+            {
+                if (val.Labels.Distinct().Count() < 2 && rule != ThresholdRule.Fixed)
+                    throw new InvalidOperationException("the validation split has a single class, so no threshold can be chosen on it; use more data or metrics.threshold: fixed");
+                var thr = ClassificationMetrics.ChooseThreshold(probe.ValProbs, val.Labels, rule);
+                report = ClassificationMetrics.Evaluate(probe.TestProbs, test.Labels, testGroups,
+                    new MetricsOptions(MetricsMode.Default, rule, spec.Metrics.EceBins), thr);
+                chosenOn = "validation";
+            }
+
+            var predictionsFile = Results.PredictionsPathFor(spec.CellId);
+            WritePredictions(predictionsFile, data, split, probe, spec.Attribute);
+
+            var result = new CellResult
+            {
+                CellId = spec.CellId, Spec = spec, Status = "done", DatasetName = data.Card.Name,
+                DataHash = data.DataHash, SplitHash = split.SplitHash, WeightsHash = ModelCatalog.WeightsHash(spec.Model, Workspace),
+                ConfigHash = Hashing.Of(spec), EmbeddingKey = emb.Key, EmbeddingCacheHit = emb.CacheHit,
+                Sizes = new SplitSizes(split.Train.Length, split.Validation.Length, split.Test.Length),
+                Threshold = report.Threshold, ThresholdChosenOn = chosenOn,
+                SelectedEpoch = probe.SelectedEpoch, History = probe.History,
+                Summary = report.Summary.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value)),
+                Overall = ToGroup(report.Overall),
+                Groups = report.Groups.Select(ToGroup).ToList(),
+                PredictionsFile = predictionsFile,
+                StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
+            };
+            Results.Put(result);
+            return result;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            var failed = CellResult.Failed(spec, Describe(e), started);
+            Results.Put(failed);
+            return failed;
+        }
+    }
+
+    public static MetricEntry ToEntry(MetricValue v) =>
+        v.IsDefined ? new MetricEntry(v.Value) : new MetricEntry(null, v.Reason.ToString(), v.Detail);
+
+    private static GroupResult ToGroup(GroupReport g) =>
+        new(g.Group, g.Counts.N, g.Counts.Positives, g.Counts.Negatives, g.Values.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value)));
+
+    /// <summary>Per-sample predictions with their group labels: what a user needs to recompute any metric or drill into a cell.</summary>
+    private static void WritePredictions(string path, LoadedDataset data, DataSplit split, TrainedProbe probe, string attribute)
+    {
+        var sb = new StringBuilder("index,split,image,patient_id,label,prob,group\n");
+        void Rows(string name, int[] idx, float[] probs)
+        {
+            for (int i = 0; i < idx.Length; i++)
+            {
+                var s = data.Samples[idx[i]];
+                sb.Append(CultureInfo.InvariantCulture, $"{s.Index},{name},{Csv(s.RelativePath)},{Csv(s.PatientId)},{s.Label},{probs[i].ToString("R", CultureInfo.InvariantCulture)},{Csv(s.Groups[attribute])}\n");
+            }
+        }
+        Rows("validation", split.Validation, probe.ValProbs);
+        Rows("test", split.Test, probe.TestProbs);
+        Workspace.WriteAllTextAtomic(path, sb.ToString());
+    }
+
+    private static string Csv(string s) => s.IndexOfAny(new[] { ',', '"', '\n' }) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+
+    /// <summary>One line a researcher can act on: the exception's own message names the file, row, column or key.</summary>
+    public static string Describe(Exception e)
+    {
+        var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions.First() : e;
+        return inner is ConfigException or DataException or FairMedFM.Models.WeightLoadException or ArgumentException or InvalidOperationException
+            ? inner.Message
+            : $"{inner.GetType().Name}: {inner.Message}";
+    }
+}

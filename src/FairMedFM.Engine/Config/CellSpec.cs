@@ -1,0 +1,94 @@
+namespace FairMedFM.Engine.Config;
+
+/// <summary>
+/// Linear-probe / head training settings. Names match the grid keys and FairMedFM's CLI flags
+/// (blr, min_lr, warmup_epochs, total epochs, weight_decay, batch_size, optimizer, no_cls_balance).
+/// </summary>
+public sealed record TrainingConfig
+{
+    public int Epochs { get; init; } = 30;
+    public int WarmupEpochs { get; init; } = 5;
+    /// <summary>Peak learning rate (FairMedFM's --blr; it does not scale by batch size).</summary>
+    public double Blr { get; init; } = 1e-2;
+    public double MinLr { get; init; } = 1e-5;
+    public bool FixedLr { get; init; }
+    /// <summary>Applied to parameters with ≥ 2 dimensions only (biases are exempt), as timm's param_groups_weight_decay.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+    public int BatchSize { get; init; } = 64;
+    /// <summary>"sgd" (plain, no momentum, as the reference always uses) or "adamw". The reference ignores this flag; we honour it.</summary>
+    public string Optimizer { get; init; } = "adamw";
+    /// <summary>Class-weighted cross-entropy with w_c = N / (2·N_c) from the training split.</summary>
+    public bool ClassBalance { get; init; } = true;
+    /// <summary>"val-loss" (best validation loss, default) or "last" (the reference keeps the last epoch).</summary>
+    public string Selection { get; init; } = "val-loss";
+
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ConfigException("training.epochs must be ≥ 1");
+        if (WarmupEpochs < 0) throw new ConfigException("training.warmup_epochs must be ≥ 0");
+        if (!FixedLr && WarmupEpochs >= Epochs && WarmupEpochs > 0)
+            throw new ConfigException($"training.warmup_epochs ({WarmupEpochs}) must be < training.epochs ({Epochs}) for the cosine schedule (the reference divides by zero here)");
+        if (Blr <= 0 || MinLr < 0 || MinLr > Blr) throw new ConfigException("training: need 0 ≤ min_lr ≤ blr and blr > 0");
+        if (WeightDecay < 0) throw new ConfigException("training.weight_decay must be ≥ 0");
+        if (BatchSize < 1) throw new ConfigException("training.batch_size must be ≥ 1");
+        if (Optimizer is not ("sgd" or "adamw")) throw new ConfigException($"training.optimizer '{Optimizer}' is not one of: sgd, adamw");
+        if (Selection is not ("val-loss" or "last")) throw new ConfigException($"training.selection '{Selection}' is not one of: val-loss, last");
+    }
+}
+
+/// <summary>How metrics are computed. "default": threshold chosen on validation and frozen for test, fixed [0,1] ECE bins;
+/// "reference": FairMedFM's own numbers (best-F1 threshold picked on the test set itself, ECE bins over the data range).</summary>
+public sealed record MetricsConfig
+{
+    public string Mode { get; init; } = "default";
+    /// <summary>"best-f1", "youden" or "fixed" (0.5).</summary>
+    public string Threshold { get; init; } = "best-f1";
+    public int EceBins { get; init; } = 10;
+
+    public void Validate()
+    {
+        if (Mode is not ("default" or "reference")) throw new ConfigException($"metrics.mode '{Mode}' is not one of: default, reference");
+        if (Threshold is not ("best-f1" or "youden" or "fixed")) throw new ConfigException($"metrics.threshold '{Threshold}' is not one of: best-f1, youden, fixed");
+        if (EceBins < 1) throw new ConfigException("metrics.ece_bins must be ≥ 1");
+    }
+}
+
+/// <summary>Patient-level split fractions; the split is stratified by label and seeded by the cell's seed.</summary>
+public sealed record SplitConfig
+{
+    public double Train { get; init; } = 0.6;
+    public double Validation { get; init; } = 0.2;
+    public double Test { get; init; } = 0.2;
+
+    public void Validate()
+    {
+        if (Train <= 0 || Validation <= 0 || Test <= 0 || Math.Abs(Train + Validation + Test - 1) > 1e-6)
+            throw new ConfigException($"split fractions must be positive and sum to 1 (got {Train}/{Validation}/{Test})");
+    }
+}
+
+/// <summary>
+/// One cell of a grid: dataset × model × usage × method × attribute × seed, with every setting that changes its numbers.
+/// Its <see cref="CellId"/> is the hash of all of it, so the same cell submitted twice is computed once.
+/// </summary>
+public sealed record CellSpec
+{
+    /// <summary>Absolute path of the dataset card.</summary>
+    public required string Dataset { get; init; }
+    public required string Model { get; init; }
+    public required string Usage { get; init; }
+    public required string Method { get; init; }
+    public required string Attribute { get; init; }
+    public required int Seed { get; init; }
+    /// <summary>"model" (the FM's own pre-processing) or "dataset" (FairMedFM's per-dataset mean/std).</summary>
+    public string Normalization { get; init; } = "model";
+    public TrainingConfig Training { get; init; } = new();
+    public MetricsConfig Metrics { get; init; } = new();
+    public SplitConfig Split { get; init; } = new();
+
+    [System.Text.Json.Serialization.JsonIgnore] public string CellId => Hashing.Of(this)[..16];
+
+    [System.Text.Json.Serialization.JsonIgnore] public string Label => $"{System.IO.Path.GetFileNameWithoutExtension(Dataset)} × {Model} × {Usage} × {Method} × {Attribute} × seed {Seed}";
+}
+
+public sealed class ConfigException(string message) : Exception(message);

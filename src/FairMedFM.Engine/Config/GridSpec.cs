@@ -1,0 +1,87 @@
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace FairMedFM.Engine.Config;
+
+/// <summary>
+/// A sweep: datasets × models × usages × methods × attributes × seeds, plus shared training, metric and split settings.
+/// Read from YAML or JSON (JSON is valid YAML); unknown keys are errors, so a typo never silently falls back to a default.
+/// </summary>
+public sealed class GridSpec
+{
+    public string Name { get; set; } = "grid";
+    public List<string> Datasets { get; set; } = new();
+    public List<string> Models { get; set; } = new();
+    public List<string> Usages { get; set; } = new() { "lp" };
+    public List<string> Methods { get; set; } = new() { "erm" };
+    public List<string> Attributes { get; set; } = new();
+    public List<int> Seeds { get; set; } = new() { 0 };
+    public string Normalization { get; set; } = "model";
+    public TrainingConfig Training { get; set; } = new();
+    public MetricsConfig Metrics { get; set; } = new();
+    public SplitConfig Split { get; set; } = new();
+
+    /// <summary>Folder the grid was read from; dataset card paths are relative to it.</summary>
+    [YamlIgnore] public string BaseDir { get; set; } = Environment.CurrentDirectory;
+
+    public static readonly string[] KnownUsages = { "lp" };
+    public static readonly string[] KnownMethods = { "erm" };
+
+    public static GridSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"grid file not found: {path}");
+        var grid = Parse(File.ReadAllText(path), path);
+        grid.BaseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        grid.Validate(path);
+        return grid;
+    }
+
+    public static GridSpec Parse(string text, string sourceName = "<grid>")
+    {
+        var deserializer = new DeserializerBuilder()
+            .WithNamingConvention(UnderscoredNamingConvention.Instance)
+            .WithCaseInsensitivePropertyMatching()
+            .Build();
+        try
+        {
+            return deserializer.Deserialize<GridSpec>(text) ?? throw new ConfigException($"{sourceName}: empty grid");
+        }
+        catch (YamlException e)
+        {
+            var inner = e.InnerException?.Message ?? e.Message;
+            throw new ConfigException($"{sourceName} line {e.Start.Line}, column {e.Start.Column}: {inner}");
+        }
+    }
+
+    public void Validate(string sourceName = "<grid>")
+    {
+        void Need(List<string> xs, string key) { if (xs.Count == 0) throw new ConfigException($"{sourceName}: '{key}' must list at least one entry"); }
+        Need(Datasets, "datasets"); Need(Models, "models"); Need(Usages, "usages"); Need(Methods, "methods"); Need(Attributes, "attributes");
+        if (Seeds.Count == 0) throw new ConfigException($"{sourceName}: 'seeds' must list at least one seed");
+        foreach (var u in Usages) if (!KnownUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", KnownUsages)})");
+        if (Normalization is not ("model" or "dataset")) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
+        try { Training.Validate(); Metrics.Validate(); Split.Validate(); }
+        catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }
+    }
+
+    /// <summary>Every cell of the grid, in a stable order. Unknown methods still become cells: they fail with their reason
+    /// while the rest of the sweep runs.</summary>
+    public IReadOnlyList<CellSpec> Expand()
+    {
+        var cells = new List<CellSpec>();
+        foreach (var d in Datasets)
+        foreach (var m in Models)
+        foreach (var u in Usages)
+        foreach (var me in Methods)
+        foreach (var a in Attributes)
+        foreach (var s in Seeds)
+            cells.Add(new CellSpec
+            {
+                Dataset = Path.GetFullPath(Path.Combine(BaseDir, d)),
+                Model = m, Usage = u, Method = me, Attribute = a, Seed = s,
+                Normalization = Normalization, Training = Training, Metrics = Metrics, Split = Split,
+            });
+        return cells;
+    }
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using FairMedFM.Engine.Cells;
+
+namespace FairMedFM.Engine.Reports;
+
+/// <summary>What the matrix needs of one finished cell.</summary>
+public sealed record MatrixInput(string Dataset, string Model, string Usage, string Method, string Attribute, int Seed,
+    IReadOnlyDictionary<string, MetricEntry> Summary, IReadOnlyList<GroupSize> Groups)
+{
+    public static MatrixInput From(CellResult r) => new(r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset), r.Spec.Model,
+        r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed, r.Summary ?? new Dictionary<string, MetricEntry>(),
+        (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList());
+}
+
+public sealed record GroupSize(string Group, int N, int Positives, int Negatives);
+
+/// <summary>One dataset × model entry of the matrix, aggregated over seeds. Undefined seeds are counted, not averaged in.</summary>
+public sealed record MatrixCell(string Dataset, string Model, double? Mean, double? Std, int Seeds, int UndefinedSeeds,
+    IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes)
+{
+    public string Format()
+    {
+        if (Mean is not { } m) return UndefinedSeeds > 0 ? $"undefined ({string.Join("; ", UndefinedReasons.Distinct())})" : "–";
+        var s = m.ToString("0.000", CultureInfo.InvariantCulture);
+        if (Seeds > 1 && Std is { } sd) s += " ± " + sd.ToString("0.000", CultureInfo.InvariantCulture);
+        if (UndefinedSeeds > 0) s += $" ({UndefinedSeeds} undefined)";
+        return s;
+    }
+}
+
+public sealed record MatrixSlice(string Usage, string Method, string Attribute, string Metric,
+    IReadOnlyList<string> Datasets, IReadOnlyList<string> Models, IReadOnlyDictionary<(string Dataset, string Model), MatrixCell> Cells);
+
+/// <summary>The datasets × models fairness matrix per usage, method, attribute and metric.</summary>
+public static class FairnessMatrix
+{
+    public static MatrixSlice Build(IEnumerable<MatrixInput> cells, string usage, string method, string attribute, string metric)
+    {
+        var sel = cells.Where(c => c.Usage == usage && c.Method == method && c.Attribute == attribute).ToList();
+        var datasets = sel.Select(c => c.Dataset).Distinct().Order(StringComparer.Ordinal).ToList();
+        var models = sel.Select(c => c.Model).Distinct().Order(StringComparer.Ordinal).ToList();
+        var dict = new Dictionary<(string, string), MatrixCell>();
+        foreach (var g in sel.GroupBy(c => (c.Dataset, c.Model)))
+        {
+            var values = new List<double>();
+            var reasons = new List<string>();
+            foreach (var c in g)
+            {
+                if (c.Summary.TryGetValue(metric, out var e) && e.Value is { } v) values.Add(v);
+                else reasons.Add(c.Summary.TryGetValue(metric, out var u) ? u.Undefined ?? "missing" : "not computed");
+            }
+            double? mean = values.Count > 0 ? values.Average() : null;
+            double? std = values.Count > 1 ? Math.Sqrt(values.Sum(v => (v - mean!.Value) * (v - mean.Value)) / (values.Count - 1)) : null;
+            // Group sizes of the first seed: splits differ slightly per seed, the sizes tell the reader how much data each group had.
+            var sizes = g.OrderBy(c => c.Seed).First().Groups;
+            dict[g.Key] = new MatrixCell(g.Key.Dataset, g.Key.Model, mean, std, values.Count, reasons.Count, reasons, sizes);
+        }
+        return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
+    }
+}

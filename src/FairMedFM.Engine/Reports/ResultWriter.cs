@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using CsvHelper;
+using FairMedFM.Engine.Cells;
+
+namespace FairMedFM.Engine.Reports;
+
+/// <summary>Writes a sweep's output folder: every cell as JSON and CSV, per-group rows, per-sample predictions and a Markdown summary.</summary>
+public static class ResultWriter
+{
+    /// <summary>Metrics printed in the matrix and the Markdown summary (FairMedFM's names).</summary>
+    public static readonly string[] HeadlineMetrics = { "overall-auc", "auc-gap", "eod", "worst-auc", "overall-acc", "acc-gap", "eo", "overall-ece", "ece-gap" };
+
+    public static void Write(string outputDir, string gridName, IReadOnlyList<CellResult> results)
+    {
+        Directory.CreateDirectory(outputDir);
+        Workspace.WriteAllTextAtomic(Path.Combine(outputDir, "results.json"), JsonSerializer.Serialize(results, JsonDefaults.Pretty));
+
+        var cellsDir = Path.Combine(outputDir, "cells");
+        Directory.CreateDirectory(cellsDir);
+        foreach (var r in results)
+        {
+            Workspace.WriteAllTextAtomic(Path.Combine(cellsDir, r.CellId + ".json"), JsonSerializer.Serialize(r, JsonDefaults.Pretty));
+            if (r.PredictionsFile is { } pf && File.Exists(pf))
+                File.Copy(pf, Path.Combine(cellsDir, r.CellId + ".predictions.csv"), overwrite: true);
+        }
+
+        WriteCellsCsv(Path.Combine(outputDir, "results.csv"), results);
+        WriteGroupsCsv(Path.Combine(outputDir, "groups.csv"), results);
+        Workspace.WriteAllTextAtomic(Path.Combine(outputDir, "summary.md"), Markdown(gridName, results));
+        CopyAttribution(outputDir, results);
+    }
+
+    private static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+
+    private static void WriteCellsCsv(string path, IReadOnlyList<CellResult> results)
+    {
+        var metricKeys = results.Where(r => r.Summary is not null).SelectMany(r => r.Summary!.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
+        var header = new List<string> { "cell_id", "dataset", "model", "usage", "method", "attribute", "seed", "status", "error", "threshold", "threshold_chosen_on",
+            "n_train", "n_validation", "n_test", "data_hash", "split_hash", "weights_hash", "config_hash", "embedding_key" };
+        foreach (var m in metricKeys) { header.Add(m); header.Add(m + ":undefined"); }
+        var rows = results.Select(r =>
+        {
+            var row = new List<string> { r.CellId, r.DatasetName ?? r.Spec.Dataset, r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute,
+                r.Spec.Seed.ToString(CultureInfo.InvariantCulture), r.Status, r.Error ?? "", F(r.Threshold), r.ThresholdChosenOn ?? "",
+                r.Sizes?.Train.ToString(CultureInfo.InvariantCulture) ?? "", r.Sizes?.Validation.ToString(CultureInfo.InvariantCulture) ?? "",
+                r.Sizes?.Test.ToString(CultureInfo.InvariantCulture) ?? "", r.DataHash ?? "", r.SplitHash ?? "", r.WeightsHash ?? "", r.ConfigHash, r.EmbeddingKey ?? "" };
+            foreach (var m in metricKeys)
+            {
+                var e = r.Summary is not null && r.Summary.TryGetValue(m, out var x) ? x : null;
+                row.Add(F(e?.Value)); row.Add(e?.Undefined ?? "");
+            }
+            return row;
+        });
+        WriteCsv(path, header, rows);
+    }
+
+    private static void WriteGroupsCsv(string path, IReadOnlyList<CellResult> results)
+    {
+        var valueKeys = results.SelectMany(r => (r.Groups ?? Array.Empty<GroupResult>()).SelectMany(g => g.Values.Keys)).Distinct().Order(StringComparer.Ordinal).ToList();
+        var header = new List<string> { "cell_id", "dataset", "model", "usage", "method", "attribute", "seed", "group", "n", "positives", "negatives" };
+        foreach (var k in valueKeys) { header.Add(k); header.Add(k + ":undefined"); }
+        var rows = results.SelectMany(r => (r.Overall is null ? Array.Empty<GroupResult>() : new[] { r.Overall }).Concat(r.Groups ?? Array.Empty<GroupResult>())
+            .Select(g =>
+            {
+                var row = new List<string> { r.CellId, r.DatasetName ?? "", r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute,
+                    r.Spec.Seed.ToString(CultureInfo.InvariantCulture), g.Group, g.N.ToString(CultureInfo.InvariantCulture),
+                    g.Positives.ToString(CultureInfo.InvariantCulture), g.Negatives.ToString(CultureInfo.InvariantCulture) };
+                foreach (var k in valueKeys)
+                {
+                    var e = g.Values.TryGetValue(k, out var x) ? x : null;
+                    row.Add(F(e?.Value)); row.Add(e?.Undefined ?? "");
+                }
+                return row;
+            }));
+        WriteCsv(path, header, rows);
+    }
+
+    private static void WriteCsv(string path, List<string> header, IEnumerable<List<string>> rows)
+    {
+        using var text = new StringWriter(CultureInfo.InvariantCulture);
+        using (var csv = CsvWriter.Create(text, null, true))
+        {
+            csv.WriteRecord(header.ToArray());
+            foreach (var row in rows) csv.WriteRecord(row.ToArray());
+            csv.Flush();
+        }
+        Workspace.WriteAllTextAtomic(path, text.ToString());
+    }
+
+    public static string Markdown(string gridName, IReadOnlyList<CellResult> results)
+    {
+        var sb = new StringBuilder();
+        var done = results.Where(r => r.Status == "done").ToList();
+        var failed = results.Where(r => r.Status != "done").ToList();
+        sb.AppendLine($"# FairMedFM.NET sweep `{gridName}`");
+        sb.AppendLine();
+        sb.AppendLine($"{done.Count} cells done, {failed.Count} failed. Values are means ± sample std over seeds; thresholds are chosen on " +
+                      "validation and frozen for test unless the grid asked for reference mode. `undefined` values carry their reason.");
+        var inputs = done.Select(MatrixInput.From).ToList();
+        var order = results.Select(r => (r.Spec.Usage, r.Spec.Method, r.Spec.Attribute)).Distinct().ToList();
+        foreach (var (usage, method, attribute) in order.Where(o => inputs.Any(i => (i.Usage, i.Method, i.Attribute) == o)))
+        {
+            sb.AppendLine();
+            sb.AppendLine($"## {usage} · {method} · attribute `{attribute}`");
+            sb.AppendLine();
+            var slices = HeadlineMetrics.Select(m => FairnessMatrix.Build(inputs, usage, method, attribute, m)).ToList();
+            sb.AppendLine($"| dataset | model | {string.Join(" | ", HeadlineMetrics)} | test groups: n (+pos/−neg) |");
+            sb.AppendLine($"|---|---|{string.Concat(HeadlineMetrics.Select(_ => "---|"))}---|");
+            foreach (var d in slices[0].Datasets)
+            foreach (var m in slices[0].Models)
+            {
+                if (!slices[0].Cells.TryGetValue((d, m), out var first)) continue;
+                var values = slices.Select(s => s.Cells.TryGetValue((d, m), out var c) ? c.Format() : "–");
+                var groups = string.Join("; ", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"));
+                sb.AppendLine($"| {d} | {m} | {string.Join(" | ", values)} | {groups} |");
+            }
+        }
+        if (failed.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("## Failed cells");
+            foreach (var f in failed) sb.AppendLine($"- `{f.CellId}` {f.Spec.Label}: {f.Error}");
+        }
+        var hashes = done.Select(r => (r.DatasetName, r.DataHash, r.WeightsHash, r.Spec.Model)).Distinct().ToList();
+        if (hashes.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("## Provenance");
+            foreach (var h in hashes) sb.AppendLine($"- {h.DatasetName}: data `{h.DataHash}`; {h.Model} weights `{h.WeightsHash}`");
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Derived results keep the data's licence and attribution beside them.</summary>
+    private static void CopyAttribution(string outputDir, IReadOnlyList<CellResult> results)
+    {
+        foreach (var card in results.Select(r => r.Spec.Dataset).Distinct())
+        {
+            try
+            {
+                var data = DatasetCatalog.Get(card);
+                var folders = new[] { Path.GetDirectoryName(data.Card.MetadataCsv), data.Card.ImageRoot }.Where(d => d is not null && Directory.Exists(d)).Distinct();
+                foreach (var dir in folders)
+                foreach (var f in Directory.EnumerateFiles(dir!).Where(f => Path.GetFileName(f).Contains("LICENSE", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(f).Contains("ATTRIBUTION", StringComparison.OrdinalIgnoreCase)))
+                    File.Copy(f, Path.Combine(outputDir, $"{data.Card.Name}.{Path.GetFileName(f)}"), overwrite: true);
+            }
+            catch (Exception) { /* a card that failed to load already failed its cells with the reason */ }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using System.Text.Json;
+using FairMedFM.Engine;
+using FairMedFM.Engine.Cells;
+using FairMedFM.Engine.Config;
+
+namespace FairMedFM.Grains;
+
+[GenerateSerializer, Alias("fairmedfm.ExperimentState")]
+public sealed class ExperimentState
+{
+    [Id(0)] public JobPhase Phase { get; set; } = JobPhase.Pending;
+    [Id(1)] public string? Error { get; set; }
+    [Id(2)] public string? ResultFile { get; set; }
+    [Id(3)] public string? SpecJson { get; set; }
+    [Id(4)] public string? AggregatorKey { get; set; }
+}
+
+public sealed class ExperimentGrain(
+    [PersistentState("cell", FairMedFMSilo.StorageName)] IPersistentState<ExperimentState> state,
+    CellRunner runner,
+    TrainingSlots slots) : Grain, IExperimentGrain
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
+    private Task? _run;
+    private string _stage = "pending";
+    private int _done, _total;
+
+    private CellStatus Status() => new(this.GetPrimaryKeyString(), state.State.Phase, _stage, _done, _total, state.State.Error, state.State.ResultFile);
+
+    public Task<CellStatus> GetStatus() => Task.FromResult(Status());
+
+    public async Task<CellStatus> Start(CellRequest request)
+    {
+        if (state.State.Phase == JobPhase.Done || (_run is { IsCompleted: false })) return Status();
+
+        CellSpec spec;
+        try
+        {
+            spec = JsonSerializer.Deserialize<CellSpec>(request.SpecJson, JsonDefaults.Canonical)
+                   ?? throw new ArgumentException("empty cell specification");
+            if (spec.CellId != this.GetPrimaryKeyString() || request.CellId != spec.CellId)
+                throw new ArgumentException($"cell id mismatch: grain {this.GetPrimaryKeyString()}, request {request.CellId}, specification hashes to {spec.CellId}");
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            state.State.Phase = JobPhase.Failed; state.State.Error = e.Message;
+            await state.WriteStateAsync();
+            return Status();
+        }
+
+        state.State.SpecJson = request.SpecJson;
+        state.State.AggregatorKey = request.AggregatorKey;
+        state.State.Phase = JobPhase.Running;
+        state.State.Error = null;
+        await state.WriteStateAsync();
+        _run = RunAsync(spec, request.AggregatorKey);
+        return Status();
+    }
+
+    /// <summary>Runs in the grain's context between other calls; only CPU-heavy steps go to the thread pool.</summary>
+    private async Task RunAsync(CellSpec spec, string aggregatorKey)
+    {
+        CellResult result;
+        try
+        {
+            result = await RunStagesAsync(spec);
+        }
+        catch (Exception e)
+        {
+            result = CellResult.Failed(spec, CellRunner.Describe(e), DateTimeOffset.UtcNow);
+            runner.Results.Put(result);
+        }
+
+        state.State.Phase = result.Status == "done" ? JobPhase.Done : JobPhase.Failed;
+        state.State.Error = result.Error;
+        state.State.ResultFile = runner.Results.PathFor(result.CellId);
+        _stage = result.Status;
+        await state.WriteStateAsync();
+        await GrainFactory.GetGrain<IAggregatorGrain>(aggregatorKey).Report(ToSummary(result, state.State.ResultFile));
+    }
+
+    private async Task<CellResult> RunStagesAsync(CellSpec spec)
+    {
+        var started = DateTimeOffset.UtcNow;
+        _stage = "dataset";
+        var dataset = GrainFactory.GetGrain<IDatasetGrain>(spec.Dataset);
+        DatasetStatus ds;
+        while (true)
+        {
+            ds = await dataset.Prepare();
+            if (ds.Phase is JobPhase.Done or JobPhase.Failed) break;
+            await Task.Delay(Poll);
+        }
+        if (ds.Phase == JobPhase.Failed) return Fail(spec, ds.Error ?? "dataset failed to load", started);
+
+        // Idempotent and resumable: a cell finished earlier on the same data is not recomputed.
+        var stored = await Task.Run(() => runner.TryReuse(spec, ds.DataHash!));
+        if (stored is not null) return stored;
+
+        try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
+        catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
+
+        _stage = "embeddings";
+        var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
+        EmbeddingStatus es;
+        while (true)
+        {
+            es = await usage.EnsureEmbeddings();
+            _done = es.Done; _total = es.Total;
+            if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
+            await Task.Delay(Poll);
+        }
+        if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
+
+        _stage = "queued";
+        await slots.WaitAsync();
+        try
+        {
+            _stage = "training";
+            return await Task.Run(() =>
+            {
+                var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
+                          ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
+                return runner.RunWithEmbeddings(spec, emb with { CacheHit = es.CacheHit });
+            });
+        }
+        finally { slots.Release(); }
+    }
+
+    private CellResult Fail(CellSpec spec, string error, DateTimeOffset started)
+    {
+        var r = CellResult.Failed(spec, error, started);
+        runner.Results.Put(r);
+        return r;
+    }
+
+    public static CellSummary ToSummary(CellResult r, string? resultFile) => new(
+        r.CellId, r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset), r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed,
+        r.Status == "done" ? JobPhase.Done : JobPhase.Failed, r.Error,
+        (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined)),
+        (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSizeDto(g.Group, g.N, g.Positives, g.Negatives)).ToList(),
+        resultFile);
+}

@@ -1,0 +1,42 @@
+using FairMedFM.Engine.Cells;
+
+namespace FairMedFM.Grains;
+
+public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
+{
+    private Task? _work;
+    private volatile int _done, _total;
+    private EmbeddingStatus? _final;
+
+    public Task<EmbeddingStatus> EnsureEmbeddings()
+    {
+        if (_final is { Phase: JobPhase.Done }) return Task.FromResult(_final);
+        if (_work is null || _work.IsCompleted)
+        {
+            _final = null;
+            var (card, model, norm) = GrainKeys.ParseModelUsage(this.GetPrimaryKeyString());
+            var progress = new Progress(this);
+            _work = ComputeAsync(card, model, norm, progress);
+        }
+        return Task.FromResult(_final ?? new EmbeddingStatus(JobPhase.Running, _done, _total, null, false, null));
+    }
+
+    private async Task ComputeAsync(string card, string model, string norm, Progress progress)
+    {
+        try
+        {
+            // Heavy backbone work runs on the thread pool, never on the grain's scheduler.
+            var emb = await Task.Run(() => runner.GetEmbeddings(card, model, norm, progress));
+            _final = new EmbeddingStatus(JobPhase.Done, emb.Count, emb.Count, emb.Key, emb.CacheHit, null);
+        }
+        catch (Exception e)
+        {
+            _final = new EmbeddingStatus(JobPhase.Failed, _done, _total, null, false, CellRunner.Describe(e));
+        }
+    }
+
+    private sealed class Progress(ModelUsageGrain g) : IProgress<(int done, int total)>
+    {
+        public void Report((int done, int total) v) { g._total = v.total; g._done = v.done; }
+    }
+}
