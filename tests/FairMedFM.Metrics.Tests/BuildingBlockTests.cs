@@ -1,8 +1,7 @@
-using System.Diagnostics;
 
 namespace FairMedFM.Metrics.Tests;
 
-public sealed class BuildingBlockTests(Xunit.Abstractions.ITestOutputHelper output)
+public sealed class BuildingBlockTests
 {
     [Fact]
     public void Metric_value_formats_and_refuses_nan()
@@ -115,7 +114,7 @@ public sealed class BuildingBlockTests(Xunit.Abstractions.ITestOutputHelper outp
     }
 
     [Fact]
-    public void Evaluate_on_100k_samples_is_fast_and_matches_the_building_blocks()
+    public void Evaluate_on_100k_samples_matches_the_building_blocks()
     {
         var rng = new Random(99);
         int n = 100_000;
@@ -131,13 +130,8 @@ public sealed class BuildingBlockTests(Xunit.Abstractions.ITestOutputHelper outp
             p[i] = (float)(1 / (1 + Math.Exp(-(1.2 * (y[i] - 0.5) + 0.3 * k + Normal(rng)))));
         }
         var options = new MetricsOptions();
-        ClassificationMetrics.Evaluate(p, y, g, options); // warm-up (JIT)
-        var sw = Stopwatch.StartNew();
+        // Speed is measured by the benchmark (bench/FairMedFM.Bench), not asserted here.
         var r = ClassificationMetrics.Evaluate(p, y, g, options);
-        sw.Stop();
-        // O(n²) AUC would take tens of seconds here; the O(n log n) path takes tens of milliseconds
-        output.WriteLine($"Evaluate, n = {n}, 4 groups: {sw.Elapsed.TotalMilliseconds:F1} ms");
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"Evaluate took {sw.Elapsed}");
         Assert.Equal(BinaryMetrics.RocAuc(p, y), r.Summary["overall-auc"]);
         var fIdx = Enumerable.Range(0, n).Where(i => g[i] == "F").ToArray();
         Assert.Equal(BinaryMetrics.RocAuc(fIdx.Select(i => p[i]).ToArray(), fIdx.Select(i => y[i]).ToArray()), r.Group("F")!.Values["auc"]);
