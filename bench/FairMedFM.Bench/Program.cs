@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using FairMedFM.Data;
+using FairMedFM.Engine;
+using FairMedFM.Engine.Config;
+using FairMedFM.Engine.Embeddings;
+using FairMedFM.Models;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// Benchmarks, not tests: figures and ratios against a peer measured in the same run.
+//   embed  – backbone throughput (images/s) at 224² for ResNet-18/50, and the packaged CNTK ResNet-18 in TorchSharp
+//            against ONNX Runtime running the very same ONNX file.
+//   sweep  – backbone forward passes of a sweep with the embedding cache against FairMedFM's way (full forward every
+//            epoch); with --measure it also runs the sweep's cells on a fresh cache and counts the real forwards.
+var cmd = args.FirstOrDefault() ?? "all";
+var rest = args.Skip(1).ToArray();
+switch (cmd)
+{
+    case "embed": Bench.Embed(rest); break;
+    case "sweep": Bench.Sweep(rest); break;
+    case "all": Bench.Embed(rest); Bench.Sweep(rest); break;
+    default:
+        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | all]");
+        return 2;
+}
+return 0;
+
+static class Bench
+{
+    static string? Opt(string[] a, string name) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : null; }
+
+    public static void Embed(string[] a)
+    {
+        int batches = int.Parse(Opt(a, "--batches") ?? "3");
+        const int batch = 8;
+        Console.WriteLine($"# Backbone throughput at 224², CPU, {Environment.ProcessorCount} cores, torch threads {torch.get_num_threads()}, batch {batch}, {batches} timed batches after 1 warm-up");
+        Console.WriteLine("| model | images/s | ms/image | ratio to resnet18 |");
+        Console.WriteLine("|---|---|---|---|");
+        double r18 = 0;
+        foreach (var (name, cfg) in new[] { ("resnet18 (torchvision layout)", ResNetConfig.ResNet18), ("resnet50 (torchvision layout)", ResNetConfig.ResNet50) })
+        {
+            using var model = new ResNet("bench", cfg with { NumClasses = 0 });
+            model.eval();
+            var ips = Throughput(x => model.ForwardFeatures(x), batch, batches);
+            if (r18 == 0) r18 = ips;
+            Console.WriteLine($"| {name} | {ips:0.0} | {1000 / ips:0.0} | {ips / r18:0.00} |");
+        }
+
+        var cache = Path.Combine(Path.GetTempPath(), "fairmedfm-bench-models");
+        using var cntk = OnnxResNetImporter.LoadCntkResNet18(PackagedModels.ResNet18OnnxPath, cache);
+        var torchBatched = Throughput(x => cntk.ForwardFeatures(x), batch, batches);
+        var torchSingle = Throughput(x => cntk.ForwardFeatures(x), 1, batches * batch);
+        Console.WriteLine($"| resnet18-imagenet-cntk (TorchSharp, batch {batch}) | {torchBatched:0.0} | {1000 / torchBatched:0.0} | {torchBatched / r18:0.00} |");
+        Console.WriteLine($"| resnet18-imagenet-cntk (TorchSharp, batch 1) | {torchSingle:0.0} | {1000 / torchSingle:0.0} | {torchSingle / r18:0.00} |");
+
+        // Peer: ONNX Runtime on the same file (its graph has a fixed batch of 1).
+        using var opts = new SessionOptions { IntraOpNumThreads = Environment.ProcessorCount, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var session = new InferenceSession(PackagedModels.ResNet18OnnxPath, opts);
+        var inputName = session.InputMetadata.Keys.First();
+        var input = new DenseTensor<float>(RandomImage(1), new[] { 1, 3, 224, 224 });
+        void RunOrt() { using var r = session.Run(new[] { NamedOnnxValue.CreateFromTensor(inputName, input) }); }
+        RunOrt();
+        var sw = Stopwatch.StartNew();
+        int n = batches * batch;
+        for (int i = 0; i < n; i++) RunOrt();
+        var ort = n / sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"| resnet18-imagenet-cntk (ONNX Runtime 1.32, batch 1) | {ort:0.0} | {1000 / ort:0.0} | {ort / r18:0.00} |");
+        Console.WriteLine($"TorchSharp/ONNX Runtime on the same network: batch 1 ×{torchSingle / ort:0.00}, batch {batch} ×{torchBatched / ort:0.00}");
+
+        // Pre-processing (decode + PIL-exact bicubic resize + crop + normalise) per image, for the real 64×64 sample.
+        var shared = Environment.GetEnvironmentVariable("FAIRMEDFM_SHARED") ?? FindShared();
+        if (shared is not null)
+        {
+            var images = Directory.GetFiles(Path.Combine(shared, "data", "nih_chestxray14_64px", "images"), "*.png").Take(200).ToArray();
+            var spec = new PreprocessingSpec();
+            sw.Restart();
+            Parallel.ForEach(images, p => ImagePipeline.Run(p, spec, MeanStdNormalization.ChestXray));
+            Console.WriteLine($"pre-processing (decode → bicubic 224 → crop → normalise), {images.Length} NIH images: {images.Length / sw.Elapsed.TotalSeconds:0} images/s");
+        }
+    }
+
+    static double Throughput(Func<torch.Tensor, torch.Tensor> f, int batch, int batches)
+    {
+        using var _ = torch.inference_mode();
+        using (var scope = torch.NewDisposeScope()) f(torch.tensor(RandomImage(batch), new long[] { batch, 3, 224, 224 }));
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < batches; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            f(torch.tensor(RandomImage(batch), new long[] { batch, 3, 224, 224 }));
+        }
+        return batch * batches / sw.Elapsed.TotalSeconds;
+    }
+
+    static float[] RandomImage(int batch)
+    {
+        var rng = new Random(batch);
+        var x = new float[batch * 3 * 224 * 224];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    static string? FindShared()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "FairMedFM.sln"))) return Path.GetFullPath(Path.Combine(d.FullName, "..", "shared"));
+        return null;
+    }
+
+    static string? FindRepoFile(string rel)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, rel))) return Path.Combine(d.FullName, rel);
+        return null;
+    }
+
+    public static void Sweep(string[] a)
+    {
+        var gridPath = Opt(a, "--grid") ?? FindRepoFile(Path.Combine("grids", "nih_demo.yaml")) ?? throw new FileNotFoundException("grids/nih_demo.yaml");
+        var grid = GridSpec.Load(gridPath);
+        var cells = grid.Expand();
+        long ours = 0, reference = 0;
+        var sizes = new Dictionary<string, int>();
+        foreach (var d in cells.Select(c => c.Dataset).Distinct()) sizes[d] = DatasetCatalog.Get(d).Samples.Count;
+        // Ours: each (dataset, model, normalisation) is embedded once for the whole sweep.
+        foreach (var key in cells.Select(c => (c.Dataset, c.Model, c.Normalization)).Distinct()) ours += sizes[key.Dataset];
+        // FairMedFM: every cell runs the frozen backbone on the training split every epoch, and on the test split
+        // every 5 epochs plus once at the end (trainers/cls.py); it has no validation split.
+        foreach (var c in cells)
+        {
+            int n = sizes[c.Dataset];
+            long train = (long)Math.Round(n * (c.Split.Train + c.Split.Validation)), test = n - train;
+            reference += c.Training.Epochs * train + ((c.Training.Epochs + 4) / 5 + 1) * test;
+        }
+        Console.WriteLine($"# Backbone forward passes for grid '{grid.Name}' ({cells.Count} cells, {grid.Training.Epochs} epochs)");
+        Console.WriteLine($"| way | image forwards | ratio |");
+        Console.WriteLine("|---|---|---|");
+        Console.WriteLine($"| FairMedFM (full forward every epoch, per cell) | {reference:N0} | 1.00 |");
+        Console.WriteLine($"| FairMedFM.NET (cached embeddings, per dataset × model) | {ours:N0} | {(double)ours / reference:0.0000} (×{(double)reference / ours:0} fewer) |");
+
+        if (a.Contains("--measure"))
+        {
+            var ws = new Workspace(Path.Combine(Path.GetTempPath(), "fairmedfm-bench-" + Guid.NewGuid().ToString("N")[..8]), null);
+            var runner = new FairMedFM.Engine.Cells.CellRunner(ws);
+            var before = EmbeddingStore.BackboneForwardImages;
+            var sw = Stopwatch.StartNew();
+            foreach (var c in cells) runner.Run(c);
+            var measured = EmbeddingStore.BackboneForwardImages - before;
+            Console.WriteLine($"measured on a fresh cache: {measured:N0} image forwards for {cells.Count} cells in {sw.Elapsed.TotalSeconds:0.0} s " +
+                              $"({(measured == ours ? "as predicted" : "differs from the prediction")})");
+            Directory.Delete(ws.CacheDir, true);
+        }
+    }
+}
