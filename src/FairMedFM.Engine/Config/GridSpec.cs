@@ -56,9 +56,13 @@ public sealed class GridSpec
 
     public void Validate(string sourceName = "<grid>")
     {
-        void Need(List<string> xs, string key) { if (xs.Count == 0) throw new ConfigException($"{sourceName}: '{key}' must list at least one entry"); }
+        // A key written with no value ("attributes:") deserialises to null: report it like an empty entry, not as a crash.
+        void Need(List<string>? xs, string key) { if (xs is null || xs.Count == 0) throw new ConfigException($"{sourceName}: '{key}' must list at least one entry"); }
         Need(Datasets, "datasets"); Need(Models, "models"); Need(Usages, "usages"); Need(Methods, "methods"); Need(Attributes, "attributes");
-        if (Seeds.Count == 0) throw new ConfigException($"{sourceName}: 'seeds' must list at least one seed");
+        if (Seeds is null || Seeds.Count == 0) throw new ConfigException($"{sourceName}: 'seeds' must list at least one seed");
+        if (string.IsNullOrWhiteSpace(Name)) throw new ConfigException($"{sourceName}: 'name' must not be empty");
+        void NotNull(object? value, string key) { if (value is null) throw new ConfigException($"{sourceName}: '{key}' has no value (give its settings or leave the key out)"); }
+        NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
         foreach (var u in Usages) if (!KnownUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", KnownUsages)})");
         if (Normalization is not ("model" or "dataset")) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
         try { Training.Validate(); Metrics.Validate(); Split.Validate(); }
