@@ -67,11 +67,11 @@ public static class LinearProbeTrainer
             _ => throw new ConfigException($"unknown optimizer {cfg.Optimizer}"),
         };
 
-        var xTrain = torch.tensor(train.Features, new long[] { train.Count, train.Dim });
+        var xTrain = Owned(train.Features, train.Count, train.Dim);
         var yTrain = torch.tensor(train.Labels.Select(l => (long)l).ToArray());
-        var xVal = torch.tensor(val.Features, new long[] { val.Count, val.Dim });
+        var xVal = Owned(val.Features, val.Count, val.Dim);
         var yVal = torch.tensor(val.Labels.Select(l => (long)l).ToArray());
-        var w = torch.tensor(classWeights.Select(v => (float)v).ToArray());
+        var w = torch.tensor(classWeights.Select(v => (float)v).ToArray()).clone();
         var lossFn = torch.nn.CrossEntropyLoss(weight: w);
 
         var rng = new Random(seed);
@@ -128,11 +128,18 @@ public static class LinearProbeTrainer
         }
     }
 
+    /// <summary>
+    /// TorchSharp's torch.tensor(float[]) puts the values in a buffer whose alignment changes from run to run, and the CPU
+    /// matrix kernels round differently with it (last-bit differences in val losses and probabilities, enough to move the
+    /// selected epoch or a threshold). A clone lives in torch's own aligned memory: the same seed gives the same head bit for bit.
+    /// </summary>
+    private static Tensor Owned(float[] values, int rows, int dim) => torch.tensor(values, new long[] { rows, dim }).clone();
+
     private static float[] Predict(Linear head, SplitData split)
     {
         if (split.Count == 0) return Array.Empty<float>();
         using var scope = torch.NewDisposeScope();
-        var x = torch.tensor(split.Features, new long[] { split.Count, split.Dim });
+        var x = Owned(split.Features, split.Count, split.Dim);
         var p = torch.nn.functional.softmax(head.forward(x), 1).select(1, 1).contiguous();
         return p.data<float>().ToArray();
     }
