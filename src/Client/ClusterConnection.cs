@@ -5,6 +5,7 @@ using FairMedFM.Grains;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
 
 namespace FairMedFM.Client;
 
@@ -20,11 +21,16 @@ public sealed class ClusterConnection : IAsyncDisposable
 
     private ClusterConnection(IHost host, IClusterClient client, string description) { _host = host; Client = client; Description = description; }
 
-    public static async Task<ClusterConnection> ConnectAsync(string? gateway, Workspace workspace, int trainingSlots, CancellationToken ct = default)
+    /// <summary>Cluster id of the standalone silo (src/Silo) unless it was started with another --ClusterId.</summary>
+    public const string DefaultClusterId = "fairmedfm-local";
+
+    public static async Task<ClusterConnection> ConnectAsync(string? gateway, Workspace workspace, int trainingSlots, CancellationToken ct = default,
+        string clusterId = DefaultClusterId)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Error);
+        // The CLI reports failures itself, in one line; Orleans' own error logs would repeat them as stack traces.
+        builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Critical);
         string description;
         if (gateway is null)
         {
@@ -38,7 +44,12 @@ public sealed class ClusterConnection : IAsyncDisposable
         {
             if (!IPEndPoint.TryParse(gateway, out var ep))
                 throw new ArgumentException($"--gateway '{gateway}' is not an IP endpoint like 127.0.0.1:30000");
-            builder.UseOrleansClient(c => c.UseStaticClustering(ep));
+            var attempts = 0;
+            builder.UseOrleansClient(c => c
+                .UseStaticClustering(ep)
+                .Configure<ClusterOptions>(o => { o.ServiceId = "fairmedfm"; o.ClusterId = clusterId; })
+                // Fail in seconds with a clear message rather than retrying for minutes.
+                .UseConnectionRetryFilter(async (_, ct) => { await Task.Delay(TimeSpan.FromSeconds(1), ct); return ++attempts < 5; }));
             description = $"cluster via gateway {ep}";
         }
         var host = builder.Build();

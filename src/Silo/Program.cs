@@ -17,7 +17,7 @@ IPEndPoint? primary = cfg["PrimarySilo"] is { } p ? IPEndPoint.Parse(p) : null;
 var workspace = Workspace.FromEnvironment(cfg["Cache"], cfg["Weights"]);
 
 builder.UseOrleans(silo => silo
-    .UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "fairmedfm", clusterId: cfg["ClusterId"] ?? "fairmedfm-local")
+    .UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "fairmedfm", clusterId: cfg["ClusterId"] ?? "fairmedfm-local" /* = ClusterConnection.DefaultClusterId */)
     .AddFairMedFM(workspace, slots));
 
 Console.WriteLine($"FairMedFM silo: silo port {siloPort}, gateway {gatewayPort}, {slots} training slot(s), cache {workspace.CacheDir}");

@@ -114,7 +114,7 @@ public static class ResultWriter
                 if (!slices[0].Cells.TryGetValue((d, m), out var first)) continue;
                 var values = slices.Select(s => s.Cells.TryGetValue((d, m), out var c) ? c.Format() : "–");
                 var groups = string.Join("; ", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"));
-                sb.AppendLine($"| {d} | {m} | {string.Join(" | ", values)} | {groups} |");
+                sb.AppendLine($"| {Md(d)} | {Md(m)} | {string.Join(" | ", values.Select(Md))} | {Md(groups)} |");
             }
         }
         if (failed.Count > 0)
@@ -132,6 +132,9 @@ public static class ResultWriter
         }
         return sb.ToString();
     }
+
+    /// <summary>Intersection labels such as "F|60+" would otherwise split a Markdown table cell.</summary>
+    private static string Md(string s) => s.Replace("|", "\\|");
 
     /// <summary>Derived results keep the data's licence and attribution beside them.</summary>
     private static void CopyAttribution(string outputDir, IReadOnlyList<CellResult> results)
