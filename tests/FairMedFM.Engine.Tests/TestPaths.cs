@@ -1,0 +1,43 @@
+namespace FairMedFM.Engine.Tests;
+
+/// <summary>Locates the repository (walk up to FairMedFM.sln) and the shared data folder.</summary>
+internal static class TestPaths
+{
+    private static readonly Lazy<string> Root = new(() =>
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FairMedFM.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException($"FairMedFM.sln not found above {AppContext.BaseDirectory}");
+    });
+
+    public static string RepoRoot => Root.Value;
+
+    /// <summary><c>$FAIRMEDFM_SHARED</c> if set, else <c>&lt;repo&gt;/../shared</c>.</summary>
+    public static string Shared
+    {
+        get
+        {
+            var env = Environment.GetEnvironmentVariable("FAIRMEDFM_SHARED");
+            return Path.GetFullPath(string.IsNullOrEmpty(env) ? Path.Combine(RepoRoot, "..", "shared") : env);
+        }
+    }
+
+    public static string NihDir => Path.Combine(Shared, "data", "nih_chestxray14_64px");
+    public static string NihCsv => Path.Combine(NihDir, "metadata.csv");
+    public static string NihCard => Path.Combine(RepoRoot, "datasets", "nih_chestxray14_64px.yaml");
+    public static string DemoGrid => Path.Combine(RepoRoot, "grids", "nih_demo.yaml");
+}
+
+/// <summary>A temporary folder removed at dispose.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "fmfm-engine-" + Guid.NewGuid().ToString("N")[..12]);
+    public TempDir() => Directory.CreateDirectory(Path);
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+    public string Sub(string name) { var p = File(name); Directory.CreateDirectory(p); return p; }
+    public Workspace Workspace(string name = "cache") => new(Sub(name), null);
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
