@@ -83,7 +83,8 @@ public sealed class EmbeddingStore(string directory)
                 using var scope = torch.NewDisposeScope();
                 var flat = new float[count * chw[0].Length];
                 for (int j = 0; j < count; j++) chw[j].CopyTo(flat, j * chw[j].Length);
-                var batch = torch.tensor(flat, new long[] { count, 3, preprocessing.Crop, preprocessing.Crop });
+                // clone(): torch-owned, aligned memory, so the same images give the same embeddings bit for bit on every run.
+                var batch = torch.tensor(flat, new long[] { count, 3, preprocessing.Crop, preprocessing.Crop }).clone();
                 var feats = encoder.Encode(batch).to(torch.float32).contiguous();
                 if (feats.shape[0] != count || feats.shape[1] != dim)
                     throw new InvalidOperationException($"encoder {modelId} returned shape [{string.Join(",", feats.shape)}], expected [{count},{dim}]");
