@@ -4,16 +4,20 @@ namespace FairMedFM.Grains;
 
 public sealed class DatasetGrain : Grain, IDatasetGrain
 {
+    /// <summary>A failure is reported to every caller for this long, then the next request retries (the file may have been fixed).</summary>
+    public static readonly TimeSpan FailureHold = TimeSpan.FromSeconds(30);
+
     private DatasetStatus? _status;
     private Task? _loading;
+    private DateTime _failedAt;
 
     public Task<DatasetStatus> Prepare()
     {
         var path = this.GetPrimaryKeyString();
         if (_status is { Phase: JobPhase.Done }) return Task.FromResult(_status);
+        if (_status is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < FailureHold) return Task.FromResult(_status);
         if (_loading is null || _loading.IsCompleted)
         {
-            // A failed load is retried on the next request: the user may have fixed the file in between.
             _status = new DatasetStatus(path, JobPhase.Running, null, 0, 0, null, Array.Empty<string>(), null);
             _loading = LoadAsync(path);
         }
@@ -30,6 +34,7 @@ public sealed class DatasetGrain : Grain, IDatasetGrain
         }
         catch (Exception e)
         {
+            _failedAt = DateTime.UtcNow;
             _status = new DatasetStatus(path, JobPhase.Failed, null, 0, 0, null, Array.Empty<string>(), Engine.Cells.CellRunner.Describe(e));
         }
     }

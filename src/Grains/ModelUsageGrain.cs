@@ -7,10 +7,13 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
     private Task? _work;
     private volatile int _done, _total;
     private EmbeddingStatus? _final;
+    private DateTime _failedAt;
 
     public Task<EmbeddingStatus> EnsureEmbeddings()
     {
         if (_final is { Phase: JobPhase.Done }) return Task.FromResult(_final);
+        // Every caller sees a failure for a while; a request after that retries (weights may have been added meanwhile).
+        if (_final is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < DatasetGrain.FailureHold) return Task.FromResult(_final);
         if (_work is null || _work.IsCompleted)
         {
             _final = null;
@@ -31,6 +34,7 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
         }
         catch (Exception e)
         {
+            _failedAt = DateTime.UtcNow;
             _final = new EmbeddingStatus(JobPhase.Failed, _done, _total, null, false, CellRunner.Describe(e));
         }
     }
