@@ -29,7 +29,7 @@ internal static class TestPaths
 }
 
 /// <summary>A temporary folder removed at dispose.</summary>
-internal sealed class TempDir : IDisposable
+public sealed class TempDir : IDisposable
 {
     public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "fmfm-engine-" + Guid.NewGuid().ToString("N")[..12]);
     public TempDir() => Directory.CreateDirectory(Path);
