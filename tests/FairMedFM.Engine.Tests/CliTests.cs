@@ -1,0 +1,192 @@
+using System.CommandLine;
+using System.Text.Json;
+using FairMedFM.Client;
+using FairMedFM.Engine.Cells;
+using FairMedFM.Engine.Embeddings;
+using Spectre.Console;
+
+namespace FairMedFM.Engine.Tests;
+
+/// <summary>Runs the `fairmedfm` command line in-process with a recording console.</summary>
+internal static class CliRunner
+{
+    public static async Task<(int Code, string Output)> Run(params string[] args)
+    {
+        var writer = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 240;
+        var code = await new Cli(console).Build().Parse(args).InvokeAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        return (code, writer.ToString());
+    }
+}
+
+/// <summary>A tiny grid run once through the CLI (embedded silo); the tests read its console output and output folder.</summary>
+public sealed class CliFixture : IAsyncLifetime
+{
+    public TempDir Tmp { get; } = new();
+    public string Card { get; private set; } = "";
+    public string Grid { get; private set; } = "";
+    public string Cache => Tmp.File("cache");
+    public string Out => Tmp.File("out");
+    public int Code { get; private set; }
+    public string Output { get; private set; } = "";
+    public long Forwards { get; private set; }
+
+    public async Task InitializeAsync()
+    {
+        Card = TinyData.WriteCard(Tmp.Sub("card"), "cli_tiny");
+        Grid = Tmp.File("tiny.yaml");
+        File.WriteAllText(Grid, TinyData.GridYaml("cli-tiny", Card));
+        long before = EmbeddingStore.BackboneForwardImages;
+        (Code, Output) = await CliRunner.Run("run", "--grid", Grid, "--out", Out, "--cache", Cache, "--plain");
+        Forwards = EmbeddingStore.BackboneForwardImages - before;
+    }
+
+    public Task DisposeAsync() { Tmp.Dispose(); return Task.CompletedTask; }
+}
+
+[Collection(BackboneCollection.Name)]
+public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
+{
+    private List<CellResult> Results(string outDir) =>
+        JsonSerializer.Deserialize<List<CellResult>>(File.ReadAllText(Path.Combine(outDir, "results.json")), JsonDefaults.Pretty)!;
+
+    [Fact]
+    public void Run_exits_0_and_prints_the_matrix()
+    {
+        Assert.True(fx.Code == 0, fx.Output);
+        var o = fx.Output;
+        Assert.Contains("cli-tiny", o);
+        Assert.Contains("4 cells", o);
+        Assert.Contains("AUC", o);
+        Assert.Contains("AUC gap", o);
+        Assert.Contains("EOD", o);
+        Assert.Contains("attribute sex", o);
+        Assert.Contains("attribute age60", o);
+        // Group names with their test sizes.
+        Assert.Matches(@"F: \d+ \(\+\d+/−\d+\)", o);
+        Assert.Matches(@"M: \d+ \(\+\d+/−\d+\)", o);
+        Assert.Contains("60+: ", o);
+        Assert.Contains("<60: ", o);
+        Assert.Matches(@"0\.\d{3} ± 0\.\d{3}", o); // mean ± sd over the two seeds
+        Assert.Contains("4 done, 0 failed", o);
+        Assert.Contains($"backbone forward passes in this process: {TinyData.Rows} images", o);
+        Assert.Equal(TinyData.Rows, fx.Forwards);
+    }
+
+    [Fact]
+    public void Run_writes_the_output_folder()
+    {
+        Assert.True(fx.Code == 0, fx.Output);
+        var results = Results(fx.Out);
+        Assert.Equal(4, results.Count);
+        Assert.All(results, r => Assert.Equal("done", r.Status));
+
+        var csv = File.ReadAllLines(Path.Combine(fx.Out, "results.csv"));
+        Assert.Equal(5, csv.Length);
+        Assert.StartsWith("cell_id,dataset,model,usage,method,attribute,seed,status", csv[0]);
+        Assert.Contains("overall-auc", csv[0]);
+        Assert.All(results, r => Assert.Contains(csv, l => l.StartsWith(r.CellId + ",cli_tiny,")));
+
+        var groups = File.ReadAllLines(Path.Combine(fx.Out, "groups.csv"));
+        // Per cell: the overall row plus one per group (2 for sex, 2 for age60).
+        Assert.Equal(1 + 4 * 3, groups.Length);
+        Assert.StartsWith("cell_id,dataset,model,usage,method,attribute,seed,group,n,positives,negatives", groups[0]);
+
+        var md = File.ReadAllText(Path.Combine(fx.Out, "summary.md"));
+        Assert.Contains("cli-tiny", md);
+        Assert.Contains("4 cells done, 0 failed", md);
+        Assert.Contains("overall-auc", md);
+        Assert.Contains(results[0].DataHash!, md);
+
+        foreach (var r in results)
+        {
+            var cellJson = Path.Combine(fx.Out, "cells", r.CellId + ".json");
+            Assert.True(File.Exists(cellJson), cellJson);
+            Assert.Equal(r.CellId, JsonSerializer.Deserialize<CellResult>(File.ReadAllText(cellJson), JsonDefaults.Pretty)!.CellId);
+            var preds = File.ReadAllLines(Path.Combine(fx.Out, "cells", r.CellId + ".predictions.csv"));
+            Assert.Equal(1 + r.Sizes!.Validation + r.Sizes.Test, preds.Length);
+        }
+
+        // The data's licence and attribution travel with the derived results.
+        var licence = Path.Combine(fx.Out, "cli_tiny.LICENSE_AND_ATTRIBUTION.txt");
+        Assert.True(File.Exists(licence), string.Join(", ", Directory.GetFiles(fx.Out).Select(Path.GetFileName)));
+        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.NihDir, "LICENSE_AND_ATTRIBUTION.txt")), File.ReadAllText(licence));
+    }
+
+    [Fact]
+    public async Task Card_option_overrides_the_grids_datasets()
+    {
+        var grid = fx.Tmp.File("elsewhere.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-tiny", "no/such/card.yaml"));
+        var outDir = fx.Tmp.File("out-card");
+        long before = EmbeddingStore.BackboneForwardImages;
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--card", fx.Card, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 0, output);
+        var results = Results(outDir);
+        Assert.All(results, r => Assert.Equal(fx.Card, r.Spec.Dataset));
+        // Same cells as the first run (same card, same settings), served from the cache.
+        Assert.Equal(Results(fx.Out).Select(r => r.CellId).Order(), results.Select(r => r.CellId).Order());
+        Assert.Equal(before, EmbeddingStore.BackboneForwardImages);
+    }
+
+    [Fact]
+    public async Task Failed_cells_are_listed_and_the_exit_code_says_so()
+    {
+        var grid = fx.Tmp.File("mixed.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-mixed", fx.Card, attributes: "[sex, ethnicity]", seeds: "[0]"));
+        var outDir = fx.Tmp.File("out-mixed");
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.Equal(1, code);
+        Assert.Contains("attribute 'ethnicity'", output);
+        Assert.Contains("1 done, 1 failed", output);
+        Assert.Contains("## Failed cells", File.ReadAllText(Path.Combine(outDir, "summary.md")));
+    }
+
+    [Fact]
+    public async Task Grid_with_an_unknown_key_fails_with_the_key()
+    {
+        var grid = fx.Tmp.File("typo.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-typo", fx.Card).Replace("training:", "trainig:"));
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", fx.Tmp.File("out-typo"), "--cache", fx.Cache, "--plain");
+        Assert.NotEqual(0, code);
+        Assert.Contains("trainig", output);
+        Assert.Contains("error", output);
+        Assert.False(Directory.Exists(fx.Tmp.File("out-typo")));
+    }
+
+    [Fact]
+    public async Task Missing_grid_file_is_a_clear_error()
+    {
+        var missing = fx.Tmp.File("no-such-grid.yaml");
+        var (code, output) = await CliRunner.Run("run", "--grid", missing, "--cache", fx.Cache, "--plain");
+        Assert.NotEqual(0, code);
+        Assert.Contains("grid file not found", output);
+        Assert.Contains(missing, output);
+    }
+
+    [Fact]
+    public async Task Missing_card_file_is_a_clear_error()
+    {
+        var missing = fx.Tmp.File("no-such-card.yaml");
+        var (code, output) = await CliRunner.Run("run", "--grid", fx.Grid, "--card", missing, "--cache", fx.Cache, "--plain");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--card", output);
+        Assert.Contains(missing, output);
+    }
+
+    [Fact]
+    public async Task Models_list_names_the_packaged_model()
+    {
+        var (code, output) = await CliRunner.Run("models", "list");
+        Assert.Equal(0, code);
+        Assert.Contains(TinyData.Model, output);
+        Assert.Contains("512", output);
+    }
+}
