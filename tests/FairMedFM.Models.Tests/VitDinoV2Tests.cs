@@ -109,4 +109,40 @@ public class VitDinoV2Tests
         _out.WriteLine($"size-based interpolation misses by {diff:E2}");
         Assert.True(diff > 1e-2, $"size-based interpolation unexpectedly close ({diff:E2})");
     }
+
+    [Fact]
+    public void HubLayoutAt224InterpolatesThe37GridTo16()
+    {
+        // dinov2_vitb14's layout (518 px → 37×37 pos-embed grid, layer scale) at a tiny width, fed FairMedFM's 224 px.
+        using var model = new DinoVisionTransformer("hub-tiny", DinoV2Config.VitB14 with { EmbedDim = 16, NumHeads = 2, Depth = 1 });
+        Assert.Equal(new long[] { 1, 1370, 16 }, model.state_dict()["pos_embed"].shape);
+        model.eval();
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var x = randn(2, 3, 224, 224);
+        Assert.Equal(new long[] { 1, 257, 16 }, model.InterpolatePosEncoding(zeros(2, 257, 16), 224, 224).shape);
+        Assert.Equal(new long[] { 2, 257, 16 }, model.PrepareTokens(x).shape);
+        Assert.Equal(new long[] { 2, 16 }, model.forward(x).shape);
+        Assert.Equal(new long[] { 1, 16 }, model.forward(x.narrow(0, 0, 1)).shape);
+    }
+
+    [Fact]
+    public void RegisterTokensSitAfterTheClassTokenWithoutPosEmbed()
+    {
+        using var model = new DinoVisionTransformer("reg", new DinoV2Config { ImgSize = 28, EmbedDim = 16, NumHeads = 2, Depth = 1, NumRegisterTokens = 4 });
+        var sd = model.state_dict();
+        Assert.Equal(new long[] { 1, 4, 16 }, sd["register_tokens"].shape);
+        using (no_grad()) sd["register_tokens"].normal_();
+        model.eval();
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var x = randn(2, 3, 28, 28);
+        var t = model.PrepareTokens(x);
+        Assert.Equal(new long[] { 2, 9, 16 }, t.shape);
+        Assert.True(TensorAssert.Same(sd["register_tokens"][0], t[1].narrow(0, 1, 4)));
+        using var f = model.ForwardFeatures(x);
+        Assert.Equal(new long[] { 2, 4, 16 }, f.XNormRegTokens.shape);
+        Assert.Equal(new long[] { 2, 4, 16 }, f.XNormPatchTokens.shape);
+        TensorAssert.Close(f.XNormClsToken, model.forward(x), "forward = normed CLS", 1e-6);
+    }
 }
