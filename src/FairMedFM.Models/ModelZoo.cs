@@ -1,3 +1,4 @@
+using FairMedFM.Models.Vit;
 using static TorchSharp.torch;
 
 namespace FairMedFM.Models;
@@ -8,6 +9,15 @@ public sealed class ModelCard
     public string Id { get; init; } = "";
     public string Family { get; init; } = "";
     public ResNetConfig? ResNet { get; init; }
+
+    /// <summary>Family "timm-vit": the timm VisionTransformer configuration.</summary>
+    public VitConfig? Vit { get; init; }
+
+    /// <summary>Family "dinov2": the DinoVisionTransformer configuration.</summary>
+    public DinoV2Config? DinoV2 { get; init; }
+
+    /// <summary>Family "sam-vit": the segment-anything ImageEncoderViT configuration.</summary>
+    public SamVitConfig? SamVit { get; init; }
     public int FeatureDim { get; init; }
     public int ImageSize { get; init; }
 
@@ -84,6 +94,55 @@ public static class ModelZoo
             License = "BSD-3-Clause (torchvision)",
             Source = "torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V1",
         },
+        new ModelCard
+        {
+            Id = "dinov2-vitb14",
+            Family = VitModelZoo.FamilyDinoV2,
+            DinoV2 = DinoV2Config.VitB14,
+            FeatureDim = 768,
+            ImageSize = 224,
+            WeightsFile = "dinov2_vitb14_pretrain.pth",
+            WeightsFileAlternatives = ["dinov2-vitb14.safetensors", "dinov2-vitb14.pth"],
+            WeightsUrl = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+            NormalizationKind = "meanstd",
+            Mean = ImageNetMean,
+            Std = ImageNetStd,
+            License = "Apache-2.0 (facebookresearch/dinov2 code and weights)",
+            Source = "torch.hub facebookresearch/dinov2 dinov2_vitb14 (ViT-B/14 built at 518 px, layer scale; fed 224 px, " +
+                     "pos-embed bicubically interpolated 37×37 → 16×16); feature = normed CLS token (FairMedFM DINOv2)",
+        },
+        new ModelCard
+        {
+            Id = "medmae-vitb16",
+            Family = VitModelZoo.FamilyTimmVit,
+            Vit = VitConfig.VitBase16,
+            FeatureDim = 768,
+            ImageSize = 224,
+            WeightsFile = "vit-b_CXR_0.5M_mae.pth",
+            WeightsFileAlternatives = ["medmae-vitb16.safetensors", "medmae-vitb16.pth"],
+            WeightsUrl = "https://github.com/lambert-x/medical_mae (also in FairMedFM's pretrained.zip as medmae/vit-b_CXR_0.5M_mae.pth)",
+            // The pretraining statistics are not pinned by the spec or a fixture; FairMedFM itself normalises per data set.
+            NormalizationKind = "dataset",
+            License = "see lambert-x/medical_mae",
+            Source = "MedMAE ViT-B/16 MAE-pretrained on 0.5M chest X-rays; timm VisionTransformer() defaults, feature = CLS " +
+                     "token after the final norm (FairMedFM MedMAE, head → Identity)",
+        },
+        new ModelCard
+        {
+            Id = "lvmmed-vitb16",
+            Family = VitModelZoo.FamilySamVit,
+            SamVit = SamVitConfig.LvmMedVitB,
+            FeatureDim = 768,
+            ImageSize = 224,
+            WeightsFile = "lvmmed_vit.pth",
+            WeightsFileAlternatives = ["lvmmed-vitb16.safetensors", "lvmmed-vitb16.pth"],
+            WeightsUrl = "https://github.com/duyhominhnguyen/LVM-Med (also in FairMedFM's pretrained.zip as LVMMed/lvmmed_vit.pth)",
+            // As for MedMAE: no pinned pretraining statistics; FairMedFM normalises per data set.
+            NormalizationKind = "dataset",
+            License = "see duyhominhnguyen/LVM-Med",
+            Source = "LVM-Med ViT-B/16: segment-anything ImageEncoderViT at the 1024 setting without absolute pos-embed, " +
+                     "fed 224 px; feature = AdaptiveAvgPool2d(1) of the last block map (FairMedFM MedLVM, batch axis kept)",
+        },
     ];
 
     public static ModelCard GetCard(string modelId) =>
@@ -119,8 +178,16 @@ public static class ModelZoo
         CreateEncoder(modelId, weightsDir, cacheDir, device: null);
 
     public static IImageEncoder CreateEncoder(string modelId, string? weightsDir, string cacheDir, Device? device)
+        => CreateEncoder(GetCard(modelId), weightsDir, cacheDir, device);
+
+    /// <summary>
+    /// The encoder of <paramref name="card"/> (a zoo card or one built by the caller, e.g. a small configuration).
+    /// Weights are looked up first, so a missing file fails before any full-size module is built.
+    /// </summary>
+    public static IImageEncoder CreateEncoder(ModelCard card, string? weightsDir, string cacheDir, Device? device)
     {
-        var card = GetCard(modelId);
+        ArgumentNullException.ThrowIfNull(card);
+        if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);
         if (card.Id == OnnxResNetImporter.ModelId)
         {
             var m = OnnxResNetImporter.LoadCntkResNet18(PackagedModels.ResNet18OnnxPath, cacheDir);

@@ -14,7 +14,15 @@ public class ModelZooTests
         Assert.Equal(ids.Count, ids.Distinct().Count());
         foreach (var c in ModelZoo.Cards)
         {
-            Assert.Equal(c.ResNet!.FeatureDim, c.FeatureDim);
+            int configDim = c.Family switch
+            {
+                "resnet" => c.ResNet!.FeatureDim,
+                Vit.VitModelZoo.FamilyTimmVit => c.Vit!.EmbedDim,
+                Vit.VitModelZoo.FamilyDinoV2 => c.DinoV2!.EmbedDim,
+                Vit.VitModelZoo.FamilySamVit => c.SamVit!.EmbedDim,
+                _ => throw new Xunit.Sdk.XunitException($"card {c.Id}: unknown family {c.Family}"),
+            };
+            Assert.Equal(configDim, c.FeatureDim);
             Assert.Equal(224, c.ImageSize);
             Assert.Contains(c.NormalizationKind, new[] { "model-mean-image", "dataset", "meanstd" });
         }
