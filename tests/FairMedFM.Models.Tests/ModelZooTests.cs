@@ -11,10 +11,20 @@ public class ModelZooTests
         Assert.Contains("resnet18-imagenet-cntk", ids);
         Assert.Contains("resnet18", ids);
         Assert.Contains("resnet50", ids);
+        Assert.Contains("clip-vit-b32", ids);
+        Assert.Contains("pubmedclip-vit-b32", ids);
         Assert.Equal(ids.Count, ids.Distinct().Count());
         foreach (var c in ModelZoo.Cards)
         {
-            Assert.Equal(c.ResNet!.FeatureDim, c.FeatureDim);
+            switch (c.Family)
+            {
+                case "resnet": Assert.Equal(c.ResNet!.FeatureDim, c.FeatureDim); break;
+                case "clip":
+                    Assert.Equal(c.Clip!.EmbedDim, c.FeatureDim);
+                    Assert.Equal(c.Clip.ImageResolution, c.ImageSize);
+                    break;
+                default: Assert.Fail($"card {c.Id}: unexpected family {c.Family}"); break;
+            }
             Assert.Equal(224, c.ImageSize);
             Assert.Contains(c.NormalizationKind, new[] { "model-mean-image", "dataset", "meanstd" });
         }
