@@ -196,6 +196,30 @@ public class ClipModelTests
     }
 
     [Fact]
+    public void ConfigJsonAndValidation()
+    {
+        var vit = Config("clip_vit");
+        Assert.True(vit.IsVisionTransformer);
+        Assert.Equal(2, vit.VisionHeads);
+        var rn = Config("clip_rn");
+        Assert.False(rn.IsVisionTransformer);
+        Assert.Null(rn.VisionPatchSize);
+        Assert.Equal(4, rn.VisionHeads);
+        Assert.Contains("vision_layers=(1,2,1,1)", rn.ToString());
+
+        var bad = Case("clip_vit")["config"]!.DeepClone().AsObject();
+        bad["vision_layer"] = 3;
+        Assert.Contains("vision_layer", Assert.Throws<ArgumentException>(() => ClipConfig.FromJson(bad)).Message);
+        Assert.Contains("transformer_heads", Assert.Throws<ArgumentException>(() => new ClipModel(vit with { TransformerHeads = 3 })).Message);
+        Assert.Contains("vision_patch_size", Assert.Throws<ArgumentException>(() => new ClipModel(vit with { VisionPatchSize = null })).Message);
+        Assert.Contains("vision heads", Assert.Throws<ArgumentException>(() => new ClipModel(vit with { VisionWidth = 32 })).Message);
+        Assert.Contains("multiple of 32", Assert.Throws<ArgumentException>(() => new ClipModel(rn with { ImageResolution = 48 })).Message);
+        // A ViT whose width is not a multiple of 64 can still be built with explicit vision heads.
+        using var m = new ClipModel(vit with { VisionWidth = 32, VisionHeadsOverride = 2 });
+        Assert.Equal(2, m.Config.VisionHeads);
+    }
+
+    [Fact]
     public void WrongResolutionIsAClearError()
     {
         using var model = new ClipModel(Config("clip_vit"));
