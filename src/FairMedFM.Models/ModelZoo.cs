@@ -1,4 +1,5 @@
 using FairMedFM.Models.Vit;
+using FairMedFM.Models.Clip;
 using static TorchSharp.torch;
 
 namespace FairMedFM.Models;
@@ -18,6 +19,10 @@ public sealed class ModelCard
 
     /// <summary>Family "sam-vit": the segment-anything ImageEncoderViT configuration.</summary>
     public SamVitConfig? SamVit { get; init; }
+
+    /// <summary>The openai/CLIP architecture for family "clip" (the weights must match it exactly).</summary>
+    public ClipConfig? Clip { get; init; }
+
     public int FeatureDim { get; init; }
     public int ImageSize { get; init; }
 
@@ -40,12 +45,39 @@ public sealed class ModelCard
     public float[]? Std { get; init; }
     public string? License { get; init; }
     public string? Source { get; init; }
+
+    /// <summary>
+    /// Top-level key of the checkpoint that holds the state dict (e.g. "state_dict" for PubMedCLIP); documentation only,
+    /// the loader unwraps the usual wrappers itself.
+    /// </summary>
+    public string? WeightsWrapperKey { get; init; }
+
+    /// <summary>For image–text models: how FairMedFM scales cosine similarities into zero-shot logits.</summary>
+    public ZeroShotLogitScale? ZeroShotLogitScale { get; init; }
+}
+
+/// <summary>
+/// How zero-shot logits are scaled: <c>logits = scale · cos(image, text)</c> with scale = <see cref="Fixed"/> when
+/// set, else <see cref="Multiplier"/> · exp(logit_scale) of the loaded weights.
+/// </summary>
+public sealed record ZeroShotLogitScale(double? Fixed, double Multiplier, string Note)
+{
+    public double Apply(double expLogitScale) => Fixed ?? Multiplier * expLogitScale;
 }
 
 public static class ModelZoo
 {
     public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
     public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
+
+    /// <summary>openai/CLIP's Normalize of <c>clip.load</c>'s preprocess.</summary>
+    public static readonly float[] ClipMean = [0.48145466f, 0.4578275f, 0.40821073f];
+    public static readonly float[] ClipStd = [0.26862954f, 0.26130258f, 0.27577711f];
+
+    private const string TorchScriptHint =
+        "OpenAI's .pt downloads are TorchScript archives; convert once with PyTorch: " +
+        "python -c \"import torch; m = torch.jit.load('ViT-B-32.pt', map_location='cpu'); " +
+        "torch.save({k: v.float() for k, v in m.state_dict().items()}, 'ViT-B-32.pth')\" and put ViT-B-32.pth in the weights folder.";
 
     public static IReadOnlyList<ModelCard> Cards { get; } =
     [
@@ -143,6 +175,47 @@ public static class ModelZoo
             Source = "LVM-Med ViT-B/16: segment-anything ImageEncoderViT at the 1024 setting without absolute pos-embed, " +
                      "fed 224 px; feature = AdaptiveAvgPool2d(1) of the last block map (FairMedFM MedLVM, batch axis kept)",
         },
+        new ModelCard
+        {
+            Id = "clip-vit-b32",
+            Family = "clip",
+            Clip = ClipConfig.ViTB32,
+            FeatureDim = 512,
+            ImageSize = 224,
+            // What clip.load downloads; it is TorchScript, so a converted state dict (an alternative name) is needed.
+            WeightsFile = "ViT-B-32.pt",
+            WeightsFileAlternatives = ["ViT-B-32.safetensors", "ViT-B-32.pth", "clip-vit-b32.safetensors", "clip-vit-b32.pth"],
+            WeightsUrl = "https://openaipublic.azureedge.net/clip/models/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt" +
+                         " (TorchScript: " + TorchScriptHint + ")",
+            NormalizationKind = "meanstd",
+            Mean = ClipMean,
+            Std = ClipStd,
+            License = "MIT (openai/CLIP)",
+            Source = "openai/CLIP clip.load(\"ViT-B/32\") (commit a1d0717 as pinned by FairMedFM); image feature = encode_image",
+            ZeroShotLogitScale = new ZeroShotLogitScale(100.0, 1.0,
+                "FairMedFM models/clip.py: logits = 100 · cos (OpenAI's trained logit_scale is ln 100, so the same)"),
+        },
+        new ModelCard
+        {
+            Id = "pubmedclip-vit-b32",
+            Family = "clip",
+            Clip = ClipConfig.ViTB32,
+            FeatureDim = 512,
+            ImageSize = 224,
+            WeightsFile = "PubMedCLIP_ViT32.pth",
+            WeightsFileAlternatives = ["pubmedclip-vit-b32.safetensors", "pubmedclip-vit-b32.pth"],
+            WeightsWrapperKey = "state_dict",
+            WeightsUrl = "https://1drv.ms/u/s!ApXgPqe9kykTgn9wfsfX8JN0kjo-?e=dheCuW (the PubMedCLIP authors' OneDrive; " +
+                         "also mirrored at https://huggingface.co/sarahESL/PubMedCLIP)",
+            NormalizationKind = "meanstd",
+            Mean = ClipMean,
+            Std = ClipStd,
+            License = "MIT (sarahESL/PubMedCLIP; fine-tuned from openai/CLIP, MIT)",
+            Source = "PubMedCLIP ViT-B/32 (CLIP fine-tuned on ROCO), a torch.save({'state_dict': ...}) checkpoint loaded " +
+                     "into clip.load(\"ViT-B/32\") as FairMedFM models/pubmed_clip.py does",
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, Math.Exp(0.01) / Math.Exp(0.07),
+                "FairMedFM models/pubmed_clip.py quirk: logits = e^0.01 / e^0.07 · exp(logit_scale) · cos = e^-0.06 · exp(logit_scale) · cos"),
+        },
     ];
 
     public static ModelCard GetCard(string modelId) =>
@@ -155,17 +228,29 @@ public static class ModelZoo
             ? c
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "fairmedfm", "models");
 
-    /// <summary>The weights file for a card in <paramref name="weightsDir"/>, or a FileNotFoundException naming what was expected.</summary>
+    /// <summary>
+    /// The weights file for a card in <paramref name="weightsDir"/>: the first of <see cref="ModelCard.WeightsFile"/>
+    /// and its alternatives that exists and is not a TorchScript archive. Throws a FileNotFoundException naming what was
+    /// expected, or an InvalidDataException when only TorchScript files (OpenAI's .pt downloads) are there.
+    /// </summary>
     public static string ResolveWeightsFile(ModelCard card, string? weightsDir)
     {
         if (card.WeightsFile is null) throw new InvalidOperationException($"Model '{card.Id}' has packaged weights.");
         var names = new[] { card.WeightsFile }.Concat(card.WeightsFileAlternatives).ToList();
+        var torchScript = new List<string>();
         if (!string.IsNullOrEmpty(weightsDir))
             foreach (var n in names)
             {
                 var p = Path.Combine(weightsDir, n);
-                if (File.Exists(p)) return p;
+                if (!File.Exists(p)) continue;
+                if (WeightLoader.IsTorchScriptArchive(p)) { torchScript.Add(p); continue; }
+                return p;
             }
+        if (torchScript.Count > 0)
+            throw new InvalidDataException(
+                $"Weights for model '{card.Id}': '{torchScript[0]}' is a TorchScript archive, not a state dict. " +
+                $"Put a state dict (.safetensors or torch.save .pth) named {string.Join(" or ", card.WeightsFileAlternatives.Take(2))} " +
+                $"in '{weightsDir}'. {TorchScriptHint}");
         string where = string.IsNullOrEmpty(weightsDir) ? "no weights dir was given" : $"weights dir '{weightsDir}'";
         throw new FileNotFoundException(
             $"Weights for model '{card.Id}' not found ({where}). Expected '{card.WeightsFile}'" +
@@ -181,13 +266,14 @@ public static class ModelZoo
         => CreateEncoder(GetCard(modelId), weightsDir, cacheDir, device);
 
     /// <summary>
-    /// The encoder of <paramref name="card"/> (a zoo card or one built by the caller, e.g. a small configuration).
+    /// The encoder of <paramref name="card"/> (a zoo card or one built by the caller, e.g. a small configuration or a local CLIP variant).
     /// Weights are looked up first, so a missing file fails before any full-size module is built.
     /// </summary>
-    public static IImageEncoder CreateEncoder(ModelCard card, string? weightsDir, string cacheDir, Device? device)
+    public static IImageEncoder CreateEncoder(ModelCard card, string? weightsDir, string cacheDir, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(card);
         if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);
+        if (card.Family == "clip") return ClipEncoder.FromCard(card, weightsDir, device);
         if (card.Id == OnnxResNetImporter.ModelId)
         {
             var m = OnnxResNetImporter.LoadCntkResNet18(PackagedModels.ResNet18OnnxPath, cacheDir);

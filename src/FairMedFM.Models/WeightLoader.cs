@@ -186,7 +186,16 @@ public static class WeightLoader
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
         if (!System.IO.File.Exists(path)) throw new FileNotFoundException($"Weights file not found: '{path}'.", path);
-        if (IsZip(path)) return ReadPickle(path);
+        if (IsZip(path))
+        {
+            if (IsTorchScriptArchive(path))
+                throw new InvalidDataException(
+                    $"'{path}' is a TorchScript archive (torch.jit.save: it holds code/ and constants.pkl), not a state dict. " +
+                    "Convert it once with PyTorch: m = torch.jit.load(PATH, map_location='cpu'); " +
+                    "torch.save({k: v.float() for k, v in m.state_dict().items()}, 'OUT.pth') " +
+                    "(or safetensors.torch.save_file(..., 'OUT.safetensors')), then load that file.");
+            return ReadPickle(path);
+        }
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || LooksLikeSafeTensors(path))
             return SafeTensors.Load(path);
         throw new InvalidDataException($"'{path}' is neither safetensors nor a PyTorch zip checkpoint (legacy non-zip torch.save files are not supported; re-save with torch>=1.6).");
@@ -197,6 +206,27 @@ public static class WeightLoader
         using var fs = System.IO.File.OpenRead(path);
         Span<byte> sig = stackalloc byte[4];
         return fs.Read(sig) == 4 && sig[0] == 0x50 && sig[1] == 0x4b && sig[2] == 0x03 && sig[3] == 0x04;
+    }
+
+    /// <summary>
+    /// True for a torch.jit.save archive (e.g. OpenAI's CLIP ViT-B-32.pt): a zip with a code/ folder or
+    /// constants.pkl under its root folder. A torch.save archive has data.pkl, data/ and version only.
+    /// </summary>
+    public static bool IsTorchScriptArchive(string path)
+    {
+        try
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+            return zip.Entries.Any(e =>
+            {
+                var parts = e.FullName.Split('/');
+                return parts.Length >= 2 && (parts[1] == "code" || (parts.Length == 2 && parts[1] == "constants.pkl"));
+            });
+        }
+        catch (InvalidDataException)
+        {
+            return false;
+        }
     }
 
     private static bool LooksLikeSafeTensors(string path)

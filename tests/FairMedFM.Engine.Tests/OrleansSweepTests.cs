@@ -197,6 +197,50 @@ public sealed class OrleansSweepTests(SiloFixture fx) : IClassFixture<SiloFixtur
         Assert.Equal(31, summaries.Count(c => c.Phase == JobPhase.Failed));
     }
 
+    /// <summary>
+    /// A long-running silo must notice edited data: after the CSV changes, resubmitting the grid gives results on the new
+    /// data (new data hash, embeddings of the new data), not the stored results of the old data.
+    /// </summary>
+    [Fact]
+    public async Task Editing_the_data_between_sweeps_recomputes_on_the_new_data()
+    {
+        var dir = fx.Tmp.Sub("edited");
+        var card = TinyData.WriteCard(dir, "silo_edited");
+        var gridPath = fx.Tmp.File("orleans-edited.yaml");
+        File.WriteAllText(gridPath, TinyData.GridYaml("orleans-edited", card, attributes: "[sex]", seeds: "[0]"));
+        var before = await fx.Run(GridSpec.Load(gridPath));
+        AllDone(before);
+        var oldHash = before.Results[0].DataHash;
+
+        // Same images and row count, two labels flipped: a different dataset.
+        int y = Array.IndexOf(TinyData.Header, "label_abnormal");
+        var edited = TinyData.CsvLines.Select((l, i) =>
+        {
+            if (i is not (1 or 2)) return l;
+            var f = l.Split(',');
+            f[y] = f[y] == "1" ? "0" : "1";
+            return string.Join(',', f);
+        });
+        var csv = Path.Combine(dir, "silo_edited.csv");
+        File.WriteAllText(csv, string.Join("\n", edited) + "\n");
+        File.SetLastWriteTimeUtc(csv, DateTime.UtcNow.AddSeconds(5)); // a visible change even on coarse file-time clocks
+        var newHash = DatasetCatalog.Get(card).DataHash;
+        Assert.NotEqual(oldHash, newHash);
+
+        long forwards = EmbeddingStore.BackboneForwardImages;
+        var after = await fx.Run(GridSpec.Load(gridPath));
+        AllDone(after);
+        var r = after.Results[0];
+        Assert.Equal(newHash, r.DataHash);
+        Assert.NotEqual(before.Results[0].FinishedUtc, r.FinishedUtc);
+        Assert.NotEqual(before.Results[0].EmbeddingKey, r.EmbeddingKey);
+        Assert.Equal(TinyData.Rows, EmbeddingStore.BackboneForwardImages - forwards);
+        // The stored predictions carry the new labels.
+        var preds = File.ReadAllLines(r.PredictionsFile!).Skip(1).Select(l => l.Split(',')).ToList();
+        var data = DatasetCatalog.Get(card);
+        Assert.All(preds, p => Assert.Equal(data.Samples[int.Parse(p[0])].Label.ToString(), p[4]));
+    }
+
     [Fact]
     public async Task A_request_whose_cell_id_does_not_match_its_spec_is_rejected()
     {

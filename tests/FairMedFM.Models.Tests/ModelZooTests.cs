@@ -11,18 +11,22 @@ public class ModelZooTests
         Assert.Contains("resnet18-imagenet-cntk", ids);
         Assert.Contains("resnet18", ids);
         Assert.Contains("resnet50", ids);
+        Assert.Contains("clip-vit-b32", ids);
+        Assert.Contains("pubmedclip-vit-b32", ids);
         Assert.Equal(ids.Count, ids.Distinct().Count());
         foreach (var c in ModelZoo.Cards)
         {
             int configDim = c.Family switch
             {
                 "resnet" => c.ResNet!.FeatureDim,
+                "clip" => c.Clip!.EmbedDim,
                 Vit.VitModelZoo.FamilyTimmVit => c.Vit!.EmbedDim,
                 Vit.VitModelZoo.FamilyDinoV2 => c.DinoV2!.EmbedDim,
                 Vit.VitModelZoo.FamilySamVit => c.SamVit!.EmbedDim,
                 _ => throw new Xunit.Sdk.XunitException($"card {c.Id}: unknown family {c.Family}"),
             };
             Assert.Equal(configDim, c.FeatureDim);
+            if (c.Family == "clip") Assert.Equal(c.Clip!.ImageResolution, c.ImageSize);
             Assert.Equal(224, c.ImageSize);
             Assert.Contains(c.NormalizationKind, new[] { "model-mean-image", "dataset", "meanstd" });
         }
