@@ -31,7 +31,9 @@ public sealed class ExperimentGrain(
 
     public async Task<CellStatus> Start(CellRequest request)
     {
-        if (state.State.Phase == JobPhase.Done || (_run is { IsCompleted: false })) return Status();
+        // A finished cell is not short-circuited: its stages re-check the data and reuse the stored result unless the
+        // dataset changed meanwhile (then the cell is recomputed on the new data instead of returning stale numbers).
+        if (_run is { IsCompleted: false }) return Status();
 
         CellSpec spec;
         try
