@@ -23,6 +23,7 @@ public sealed class Cli
     private static readonly Option<string?> CacheOpt = new("--cache") { Description = "Cache folder for embeddings, converted weights and cell results (default: $FAIRMEDFM_CACHE or ./.fairmedfm)" };
     private static readonly Option<string?> WeightsOpt = new("--weights") { Description = "Folder holding FM weights (default: $FAIRMEDFM_WEIGHTS or ./weights)" };
     private static readonly Option<string?> GatewayOpt = new("--gateway") { Description = "Connect to a running silo's gateway (host:port) instead of the embedded in-process silo" };
+    private static readonly Option<string?> RedisOpt = new("--redis") { Description = "Connect to a Redis-clustered FairMedFM cluster (StackExchange.Redis connection string; default $FAIRMEDFM_REDIS when --gateway is not given)" };
     private static readonly Option<string?> OutOpt = new("--out") { Description = "Output folder for results.json/csv, groups.csv, per-cell files and summary.md" };
     private static readonly Option<string?> CardOpt = new("--card") { Description = "Use this dataset card instead of the grid's datasets" };
     private static readonly Option<int> SlotsOpt = new("--slots") { Description = "Trainings run at once in the embedded silo", DefaultValueFactory = _ => 1 };
@@ -34,12 +35,12 @@ public sealed class Cli
 
         var gridOpt = new Option<string>("--grid") { Description = "Grid file (YAML or JSON): datasets × models × usages × methods × attributes × seeds", Required = true };
         var run = new Command("run", "Run a grid through the grains and print the datasets × models fairness matrix");
-        foreach (var o in new Option[] { gridOpt, OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) run.Options.Add(o);
+        foreach (var o in new Option[] { gridOpt, OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, RedisOpt, SlotsOpt, PlainOpt }) run.Options.Add(o);
         run.SetAction((pr, ct) => RunAsync(pr.GetValue(gridOpt)!, pr, ct));
         root.Subcommands.Add(run);
 
         var demo = new Command("demo", "The real NIH chest X-ray sample × ImageNet ResNet-18 × linear probe × {sex, age ≥ 60, age bins, sex × age} × 3 seeds");
-        foreach (var o in new Option[] { OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) demo.Options.Add(o);
+        foreach (var o in new Option[] { OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, RedisOpt, SlotsOpt, PlainOpt }) demo.Options.Add(o);
         demo.SetAction((pr, ct) =>
         {
             var grid = FindRepoFile(Path.Combine("grids", "nih_demo.yaml"));
@@ -89,7 +90,9 @@ public sealed class Cli
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
 
         ClusterConnection conn;
-        try { conn = await ClusterConnection.ConnectAsync(pr.GetValue(GatewayOpt), ws, pr.GetValue(SlotsOpt), ct); }
+        var gateway = pr.GetValue(GatewayOpt);
+        var redis = pr.GetValue(RedisOpt) ?? (gateway is null ? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS")) : null);
+        try { conn = await ClusterConnection.ConnectAsync(gateway, ws, pr.GetValue(SlotsOpt), ct, redis: redis); }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
@@ -111,7 +114,7 @@ public sealed class Cli
                 _console.MarkupLine($"[red]failed[/] {Markup.Escape(f.Spec.Label)}: {Markup.Escape(f.Error ?? "")}");
             var forwards = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages - forwardsBefore;
             _console.MarkupLine($"{outcome.Results.Count - failed.Count} done, {failed.Count} failed in {sw.Elapsed.TotalSeconds:0.0} s; " +
-                                $"backbone forward passes in this process: {forwards} images" + (pr.GetValue(GatewayOpt) is null ? "" : " (remote silos not counted)"));
+                                $"backbone forward passes in this process: {forwards} images" + (gateway is null && redis is null ? "" : " (remote silos not counted)"));
             _console.MarkupLine($"results: [link]{Markup.Escape(outDir)}[/] (results.json, results.csv, groups.csv, cells/, summary.md)");
             return failed.Count == 0 ? 0 : 1;
         }
@@ -190,6 +193,8 @@ public sealed class Cli
         }
         _console.MarkupLine("[grey]Mean ± sd over seeds. EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
     }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     /// <summary>Finds a file shipped in the repository, looking up from the current folder and from the program's folder.</summary>
     public static string? FindRepoFile(string relative)

@@ -14,6 +14,9 @@ public sealed class AggregatorGrain(
 {
     public async Task Report(CellSummary cell)
     {
+        using var activity = FairMedFM.Engine.Telemetry.Source.StartActivity("aggregation");
+        activity?.SetTag("fairmedfm.cell_id", cell.CellId);
+        activity?.SetTag("fairmedfm.aggregator", this.GetPrimaryKeyString());
         state.State.Cells[cell.CellId] = cell; // a re-reported cell replaces itself: reports are idempotent
         await state.WriteStateAsync();
     }

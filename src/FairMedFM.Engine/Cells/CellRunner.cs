@@ -90,6 +90,7 @@ public sealed class CellRunner(Workspace workspace)
 
             var probe = LinearProbeTrainer.Train(train, val, test, spec.Training, spec.Seed, ct);
 
+            using var evaluation = Telemetry.Source.StartActivity("evaluation");
             var testGroups = split.Test.Select(i => data.Samples[i].Groups[spec.Attribute]).ToArray();
             var rule = spec.Metrics.Threshold switch { "youden" => ThresholdRule.Youden, "fixed" => ThresholdRule.Fixed, _ => ThresholdRule.BestF1 };
             ClassificationReport report;
@@ -109,6 +110,10 @@ public sealed class CellRunner(Workspace workspace)
                     new MetricsOptions(MetricsMode.Default, rule, spec.Metrics.EceBins), thr);
                 chosenOn = "validation";
             }
+
+            evaluation?.SetTag("fairmedfm.threshold", report.Threshold);
+            evaluation?.SetTag("fairmedfm.threshold_chosen_on", chosenOn);
+            evaluation?.Stop();
 
             var predictionsFile = Results.PredictionsPathFor(spec.CellId);
             WritePredictions(predictionsFile, data, split, probe, spec.Attribute);

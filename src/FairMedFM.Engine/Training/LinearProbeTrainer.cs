@@ -44,6 +44,12 @@ public static class LinearProbeTrainer
         if (n0 == 0 || n1 == 0) throw new InvalidOperationException($"the training split has a single class ({n0} negatives, {n1} positives); a classifier cannot be trained");
         var classWeights = cfg.ClassBalance ? new[] { train.Count / (2.0 * n0), train.Count / (2.0 * n1) } : new[] { 1.0, 1.0 };
 
+        using var activity = Telemetry.Source.StartActivity("training");
+        activity?.SetTag("fairmedfm.optimizer", cfg.Optimizer);
+        activity?.SetTag("fairmedfm.epochs", cfg.Epochs);
+        activity?.SetTag("fairmedfm.device", "cpu");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long steps = 0;
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(seed);
         var head = torch.nn.Linear(train.Dim, 2);
@@ -102,6 +108,8 @@ public static class LinearProbeTrainer
                 optimizer.step();
                 lossSum += loss.item<float>(); batches++;
             }
+            steps += batches;
+            Telemetry.TrainingSteps.Add(batches);
 
             double valLoss;
             head.eval();
@@ -109,6 +117,10 @@ public static class LinearProbeTrainer
             using (var evalScope = torch.NewDisposeScope())
                 valLoss = val.Count > 0 ? lossFn.forward(head.forward(xVal), yVal).item<float>() : double.NaN;
             history.Add(new EpochLog(epoch, lr, lossSum / Math.Max(1, batches), valLoss));
+            activity?.AddEvent(new System.Diagnostics.ActivityEvent("epoch", tags: new System.Diagnostics.ActivityTagsCollection
+            {
+                ["epoch"] = epoch, ["lr"] = lr, ["train_loss"] = lossSum / Math.Max(1, batches), ["val_loss"] = valLoss,
+            }));
 
             if (cfg.Selection == "val-loss" && val.Count > 0 && valLoss < bestVal)
             {
@@ -120,6 +132,8 @@ public static class LinearProbeTrainer
 
         if (cfg.Selection == "val-loss" && best is not null) head.load_state_dict(best);
         else bestEpoch = cfg.Epochs - 1;
+        activity?.SetTag("fairmedfm.selected_epoch", bestEpoch);
+        Telemetry.TrainingStepRate.Record(steps / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
 
         head.eval();
         using (torch.no_grad())
