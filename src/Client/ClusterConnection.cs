@@ -25,8 +25,11 @@ public sealed class ClusterConnection : IAsyncDisposable
     public const string DefaultClusterId = FairMedFMHosting.DefaultClusterId;
 
     public static async Task<ClusterConnection> ConnectAsync(string? gateway, Workspace workspace, int trainingSlots, CancellationToken ct = default,
-        string clusterId = DefaultClusterId, string? redis = null)
+        string? clusterId = null, string? redis = null)
     {
+        // Same precedence as the silo: FAIRMEDFM_ClusterId, then ORLEANS_CLUSTER_ID (set by the Kubernetes manifests).
+        clusterId ??= NonEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_ClusterId"))
+                      ?? NonEmpty(Environment.GetEnvironmentVariable("ORLEANS_CLUSTER_ID")) ?? DefaultClusterId;
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         // The CLI reports failures itself, in one line; Orleans' own error logs would repeat them as stack traces.
@@ -75,6 +78,8 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
         return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
     }
+
+    private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     private static int FreePort()
     {
