@@ -123,6 +123,7 @@ public sealed class ExperimentGrain(
         _stage = "embeddings";
         var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
         EmbeddingStatus es;
+        bool cacheHit;
         using (var span = Telemetry.Source.StartActivity("embedding"))
         {
             bool waited = false;
@@ -135,7 +136,8 @@ public sealed class ExperimentGrain(
                 await Task.Delay(Poll);
             }
             // A hit: the backbone did not run for this request (the entry was on disk, or computed for another cell).
-            span?.SetTag("fairmedfm.cache_hit", es.CacheHit || !waited);
+            cacheHit = es.CacheHit || !waited;
+            span?.SetTag("fairmedfm.cache_hit", cacheHit);
             span?.SetTag("fairmedfm.embedding_key", es.EmbeddingKey);
         }
         if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
@@ -153,7 +155,7 @@ public sealed class ExperimentGrain(
             {
                 var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
                           ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
-                return runner.RunWithEmbeddings(spec, emb with { CacheHit = es.CacheHit });
+                return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit });
             });
         }
         finally { slots.Release(); Telemetry.SlotsBusy.Add(-1, device); }
