@@ -152,6 +152,25 @@ internal static class Core
         return MetricValue.Of(bestThr);
     }
 
+    /// <summary>The lowest distinct score t with TNR(p &gt; t) ≥ <paramref name="target"/>: the most sensitive threshold that still
+    /// meets the specificity target. Undefined without negatives.</summary>
+    internal static MetricValue FixedSpecificitySorted<T>(ReadOnlySpan<T> p, ReadOnlySpan<int> y, ReadOnlySpan<int> order, double target)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (order.Length == 0) return MetricValue.Undefined(UndefinedReason.EmptyGroup);
+        var (thrDesc, _, fpDesc) = DescendingCurve(p, y, order);
+        int m = thrDesc.Length;
+        long neg = fpDesc[m - 1];
+        if (neg == 0) return MetricValue.Undefined(UndefinedReason.NoNegatives, "a specificity target needs negatives");
+        double best = thrDesc[0];
+        for (int d = 1; d < m; d++)
+        {
+            double tnr = 1.0 - (double)fpDesc[d - 1] / neg;
+            if (tnr >= target) best = thrDesc[d]; else break;
+        }
+        return MetricValue.Of(best);
+    }
+
     internal static ConfusionCounts Confusion<T>(ReadOnlySpan<T> p, ReadOnlySpan<int> y, ReadOnlySpan<int> idx, double threshold)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
