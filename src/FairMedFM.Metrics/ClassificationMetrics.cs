@@ -40,27 +40,7 @@ public static class ClassificationMetrics
     public static ClassificationReport Evaluate(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, IReadOnlyList<string> groups,
         MetricsOptions options, double? threshold = null)
     {
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(options);
-        Check.SameLength(probs.Length, labels.Length);
-        Check.SameLength(probs.Length, groups.Count, "groups");
-        if (probs.Length == 0) throw new ArgumentException("No samples to evaluate.", nameof(probs));
-        Check.BinaryLabels(labels);
-        BinaryMetrics.RequireNoNaN(probs);
-        ValidateOptions(options);
-        for (int i = 0; i < groups.Count; i++)
-            if (string.IsNullOrEmpty(groups[i]))
-                throw new ArgumentException(
-                    $"groups[{i}] is missing (null or empty): row {i} has no group label. Drop or relabel it explicitly.", nameof(groups));
-        if (options.Mode == MetricsMode.Reference)
-        {
-            if (threshold is not null)
-                throw new ArgumentException("Reference mode chooses threshold* (best-F1) on the evaluated set; pass threshold: null.", nameof(threshold));
-            if (options.Rule != ThresholdRule.BestF1)
-                throw new ArgumentException($"Reference mode uses the best-F1 rule, not {options.Rule}.", nameof(options));
-        }
-        if (threshold is double t && double.IsNaN(t))
-            throw new ArgumentException("The threshold is NaN.", nameof(threshold));
+        ValidateInput(probs, labels, groups, options, threshold);
 
         int n = probs.Length;
         var (groupNames, code) = CodeGroups(groups);
@@ -95,6 +75,33 @@ public static class ClassificationMetrics
 
         return new ClassificationReport(thr, options.Mode, overall, reports, Summaries.Classification(overall, reports),
             thresholdFromCaller: threshold is not null, thresholdFallbackReason: fallback);
+    }
+
+    internal static void ValidateInput(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, IReadOnlyList<string> groups,
+        MetricsOptions options, double? threshold)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(options);
+        Check.SameLength(probs.Length, labels.Length);
+        Check.SameLength(probs.Length, groups.Count, "groups");
+        if (probs.Length == 0) throw new ArgumentException("No samples to evaluate.", nameof(probs));
+        Check.BinaryLabels(labels);
+        BinaryMetrics.RequireNoNaN(probs);
+        ValidateOptions(options);
+        for (int i = 0; i < groups.Count; i++)
+            if (string.IsNullOrEmpty(groups[i]))
+                throw new ArgumentException(
+                    $"groups[{i}] is missing (null or empty): row {i} has no group label. Drop or relabel it explicitly.", nameof(groups));
+        if (options.Mode == MetricsMode.Reference)
+        {
+            if (threshold is not null)
+                throw new ArgumentException("Reference mode chooses threshold* (best-F1) on the evaluated set; pass threshold: null.", nameof(threshold));
+            if (options.Rule != ThresholdRule.BestF1)
+                throw new ArgumentException($"Reference mode uses the best-F1 rule, not {options.Rule}.", nameof(options));
+        }
+        if (threshold is double t && double.IsNaN(t))
+            throw new ArgumentException("The threshold is NaN.", nameof(threshold));
+
     }
 
     internal static void ValidateOptions(MetricsOptions options)

@@ -259,18 +259,7 @@ internal static class Core
             if (x < mn) mn = x;
             if (x > mx) mx = x;
         }
-        var edges = new double[bins + 1];
-        if (mn == mx)
-        {
-            mn -= mn != 0 ? 0.001 * Math.Abs(mn) : 0.001;
-            mx += mx != 0 ? 0.001 * Math.Abs(mx) : 0.001;
-            Linspace(mn, mx, edges);
-        }
-        else
-        {
-            Linspace(mn, mx, edges);
-            edges[0] -= (mx - mn) * 0.001;
-        }
+        var edges = PandasCutEdges(mn, mx, bins);
 
         var sum = new T[bins];
         var comp = new T[bins];
@@ -301,6 +290,25 @@ internal static class Core
             den += w;
         }
         return MetricValue.Of(num / den);
+    }
+
+    /// <summary>pandas.cut(x, bins) edges for data range [mn, mx] (numpy 1.x): widened around a constant value, else the first
+    /// edge lowered by 0.1 % of the range.</summary>
+    internal static double[] PandasCutEdges(double mn, double mx, int bins)
+    {
+        var edges = new double[bins + 1];
+        if (mn == mx)
+        {
+            mn -= mn != 0 ? 0.001 * Math.Abs(mn) : 0.001;
+            mx += mx != 0 ? 0.001 * Math.Abs(mx) : 0.001;
+            Linspace(mn, mx, edges);
+        }
+        else
+        {
+            Linspace(mn, mx, edges);
+            edges[0] -= (mx - mn) * 0.001;
+        }
+        return edges;
     }
 
     /// <summary>numpy.linspace(start, stop, len) with endpoint: start + k·step, last value exactly stop.</summary>
