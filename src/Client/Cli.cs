@@ -45,19 +45,30 @@ public sealed class Cli
         {
             var grid = FindRepoFile(Path.Combine("grids", "nih_demo.yaml"));
             if (grid is null) { _console.MarkupLine("[red]error:[/] grids/nih_demo.yaml not found above the current folder"); return Task.FromResult(2); }
-            return RunAsync(grid, pr, ct, defaultOut: Path.Combine("out", "demo"));
+            // Any FM whose weights are present joins the packaged ResNet-18 (with none present the demo runs on it alone).
+            var weights = Workspace.FromEnvironment(pr.GetValue(CacheOpt), pr.GetValue(WeightsOpt)).WeightsDir;
+            var extra = FairMedFM.Models.ModelZoo.Cards.Where(c => c.WeightsFile is not null && FairMedFM.Models.ModelStatus.Check(c, weights).Available)
+                .Select(c => c.Id).ToList();
+            return RunAsync(grid, pr, ct, defaultOut: Path.Combine("out", "demo"), extraModels: extra);
         });
         root.Subcommands.Add(demo);
 
         var models = new Command("models", "Foundation models known to this build");
-        var list = new Command("list", "List model cards with their feature dimension and normalisation");
-        list.SetAction(_ =>
+        var list = new Command("list", "Every model card: how its family was verified, whether its weights are here (or the file to add), feature dim");
+        list.Options.Add(WeightsOpt);
+        list.SetAction(pr =>
         {
-            var t = new Table().AddColumns("id", "family", "feature dim", "image size", "normalisation", "weights", "licence");
+            var weights = Workspace.FromEnvironment(null, pr.GetValue(WeightsOpt)).WeightsDir;
+            var t = new Table().AddColumns("id", "family", "verified", "weights", "feature dim", "image size", "normalisation", "licence");
             foreach (var c in FairMedFM.Models.ModelZoo.Cards)
-                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind),
-                    Markup.Escape(c.WeightsFile ?? "packaged"), Markup.Escape(c.License ?? ""));
+            {
+                var a = FairMedFM.Models.ModelStatus.Check(c, weights);
+                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), Markup.Escape(a.Verification),
+                    (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
+                    c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind), Markup.Escape(c.License ?? ""));
+            }
             _console.Write(t);
+            _console.MarkupLine($"[grey]weights folder: {Markup.Escape(weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)")}[/]");
             return 0;
         });
         models.Subcommands.Add(list);
@@ -121,7 +132,7 @@ public sealed class Cli
         return cmd;
     }
 
-    private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null)
+    private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null, IReadOnlyList<string>? extraModels = null)
     {
         GridSpec grid;
         try
@@ -132,6 +143,8 @@ public sealed class Cli
                 if (!File.Exists(card)) throw new ConfigException($"--card {card}: file not found");
                 grid.Datasets = new List<string> { Path.GetFullPath(card) };
             }
+            foreach (var m in extraModels ?? Array.Empty<string>())
+                if (!grid.Models.Contains(m)) grid.Models.Add(m);
         }
         catch (ConfigException e)
         {
