@@ -21,6 +21,7 @@ var rest = args.Skip(1).ToArray();
 switch (cmd)
 {
     case "embed": Bench.Embed(rest); break;
+    case "zoo": Bench.Zoo(rest); break;
     case "sweep": Bench.Sweep(rest); break;
     case "metrics": MetricsBench.Run(rest); break;
     case "all": Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); break;
@@ -81,6 +82,35 @@ static class Bench
             sw.Restart();
             Parallel.ForEach(images, p => ImagePipeline.Run(p, spec, MeanStdNormalization.ChestXray));
             Console.WriteLine($"pre-processing (decode → bicubic 224 → crop → normalise), {images.Length} NIH images: {images.Length / sw.Elapsed.TotalSeconds:0} images/s");
+        }
+    }
+
+    /// <summary>Every ported family at its real size (random weights: speed does not depend on them) against ResNet-18.</summary>
+    public static void Zoo(string[] a)
+    {
+        int batches = int.Parse(Opt(a, "--batches") ?? "2");
+        const int batch = 8;
+        Console.WriteLine($"# Image-encoder throughput per family at real size, 224², CPU, {Environment.ProcessorCount} cores, batch {batch}, {batches} timed batches");
+        Console.WriteLine("| family (model) | parameters | images/s | ratio to resnet18 |");
+        Console.WriteLine("|---|---|---|---|");
+        var entries = new (string Name, Func<torch.nn.Module> Build, Func<torch.nn.Module, torch.Tensor, torch.Tensor> Run)[]
+        {
+            ("resnet (resnet18)", () => new ResNet("r18", ResNetConfig.ResNet18 with { NumClasses = 0 }), (m, x) => ((ResNet)m).ForwardFeatures(x)),
+            ("resnet (resnet50)", () => new ResNet("r50", ResNetConfig.ResNet50 with { NumClasses = 0 }), (m, x) => ((ResNet)m).ForwardFeatures(x)),
+            ("clip (ViT-B/32 image tower)", () => new FairMedFM.Models.Clip.ClipModel(FairMedFM.Models.Clip.ClipConfig.ViTB32), (m, x) => ((FairMedFM.Models.Clip.ClipModel)m).EncodeImage(x)),
+            ("timm-vit (ViT-B/16, MedMAE)", () => new FairMedFM.Models.Vit.VisionTransformer("vit", FairMedFM.Models.Vit.VitConfig.VitBase16), (m, x) => ((FairMedFM.Models.Vit.VisionTransformer)m).ForwardPooled(x)),
+            ("dinov2 (ViT-B/14 at 224)", () => new FairMedFM.Models.Vit.DinoVisionTransformer("dino", FairMedFM.Models.Vit.DinoV2Config.VitB14), (m, x) => ((FairMedFM.Models.Vit.DinoVisionTransformer)m).forward(x)),
+            ("sam-vit (LVM-Med ViT-B at 224)", () => new FairMedFM.Models.Vit.SamImageEncoderViT("sam", FairMedFM.Models.Vit.SamVitConfig.LvmMedVitB), (m, x) => ((FairMedFM.Models.Vit.SamImageEncoderViT)m).ForwardPooled(x)),
+        };
+        double r18 = 0;
+        foreach (var (name, build, run) in entries)
+        {
+            using var model = build();
+            model.eval();
+            long parameters = model.parameters().Sum(p => p.numel());
+            var ips = Throughput(x => run(model, x), batch, batches);
+            if (r18 == 0) r18 = ips;
+            Console.WriteLine($"| {name} | {parameters / 1e6:0.0} M | {ips:0.00} | {ips / r18:0.00} |");
         }
     }
 
