@@ -172,7 +172,7 @@ public static class HtmlReport
     private const string Css = """
         :root { --fg:#1b1f24; --muted:#5b636e; --line:#d8dde3; --bg:#ffffff; --soft:#f4f6f8; --bad:#b42318; }
         * { box-sizing: border-box; }
-        body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; padding: 24px 32px 64px; max-width: 1600px; line-height: 1.45; font-size: 14px; }
+        body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; padding: 24px 24px 64px; max-width: 1600px; line-height: 1.45; font-size: 14px; }
         h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 8px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
         h3 { font-size: 16px; margin: 24px 0 8px; } .muted { color: var(--muted); } code { font-size: 12px; background: var(--soft); padding: 1px 4px; border-radius: 3px; }
         .meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 12px 0; }
@@ -279,8 +279,8 @@ public static class HtmlReport
         {
             sb.AppendLine("<div class=\"figures\">");
             Figure(f);
+            GroupTable(sb, b); // beside its figure
             sb.AppendLine("</div>");
-            GroupTable(sb, b);
         }
 
         // Failed cells

@@ -50,7 +50,14 @@ public static partial class ReportFigures
         int rows = m.Datasets.Count, cols = m.Models.Count;
         var defined = m.Cells.Values.Where(c => c.Stats.Mean is not null).Select(c => c.Stats.Mean!.Value).ToList();
         double lo = defined.Count > 0 ? defined.Min() : 0, hi = defined.Count > 0 ? defined.Max() : 1;
-        if (hi - lo < 1e-9) { lo -= 0.05; hi += 0.05; } // one value (or all equal): a small band around it
+        if (hi - lo < 1e-9)
+        {
+            // One value (or all equal): a small band around it, kept inside [0, 1] for the metrics that live there.
+            bool unit = lo >= 0 && hi <= 1 && !m.Metric.Key.Contains("bce", StringComparison.Ordinal);
+            (lo, hi) = (lo - 0.05, hi + 0.05);
+            if (unit && lo < 0) (lo, hi) = (0, 0.1);
+            if (unit && hi > 1) (lo, hi) = (0.9, 1);
+        }
         var cmap = ColormapFor(m.Metric);
 
         for (int r = 0; r < rows; r++)
@@ -69,17 +76,17 @@ public static partial class ReportFigures
                 text = cell.ValueText;
                 if (cell.Ci is { } ci) text += "\n" + (cell.Seeds.Count > 1 ? "mean CI " : "CI ") + ci.Format();
             }
-            else { fill = Undefined; text = Wrap(cell.ValueText, 26); }
+            else { fill = Undefined; text = Wrap(cell.ValueText, 18); }
             rect.FillColor = fill;
             var label = plot.Add.Text(text, c, y);
             label.Alignment = Alignment.MiddleCenter;
-            label.LabelStyle.FontSize = 12;
+            label.LabelStyle.FontSize = cols > 2 ? 11 : 12;
             label.LabelStyle.ForeColor = Luminance(fill) > 0.45 ? Colors.Black : Colors.White;
             if (FontName is not null) label.LabelStyle.FontName = FontName;
         }
 
         var bar = plot.Add.ColorBar(new ColorScale(cmap, lo, hi));
-        bar.Label = m.Metric.Direction == MetricDirection.Unknown ? m.Metric.Label : $"{m.Metric.Label} (brighter = better)";
+        bar.Label = m.Metric.Direction == MetricDirection.Unknown ? m.Metric.Label : "brighter = better";
         bar.LabelStyle.FontSize = 12;
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, cols).Select(i => (double)i).ToArray(), m.Models.ToArray());
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, rows).Select(i => (double)(rows - 1 - i)).ToArray(), m.Datasets.ToArray());
@@ -99,7 +106,7 @@ public static partial class ReportFigures
             Id = ReportText.Slug($"heatmap-{m.Slice.Slug}-{m.Metric.Key}"), Kind = "heatmap", Title = title,
             Caption = $"{m.Metric.Label} ({m.Metric.Meaning}) for {m.Slice.Label}: datasets × models, mean ± sample sd over seeds. {ciNote} " +
                       "Grey cells are undefined (reason in the cell), never 0.",
-            Plot = plot, Width = Math.Max(430, 190 + 170 * cols), Height = Math.Max(260, 140 + 70 * rows),
+            Plot = plot, Width = Math.Max(420, 170 + 155 * cols), Height = Math.Max(260, 140 + 70 * rows),
         };
     }
 
@@ -140,7 +147,7 @@ public static partial class ReportFigures
         }
         AxisLabels(plot, $"{t.XMetric.Label} (utility, {t.XMetric.DirectionText})", $"{t.YMetric.Label} (fairness, {t.YMetric.DirectionText})");
         plot.Axes.Margins(0.25, 0.25);
-        if (models.Count > 0) plot.ShowLegend(Alignment.UpperRight);
+        if (models.Count > 0) plot.ShowLegend(Edge.Right); // beside the data, so it never hides a point
         var title = TradeOffTitle(t);
         plot.Title(title, 13);
 
@@ -157,7 +164,7 @@ public static partial class ReportFigures
             Caption = $"x: {t.XMetric.Label} ({t.XMetric.Meaning}); y: {t.YMetric.Label} ({t.YMetric.Meaning}); one point per dataset × model " +
                       $"(colour = model), mean over seeds, whiskers ± sample sd over seeds. {better}" +
                       (missing.Count > 0 ? " Not plotted (undefined): " + string.Join("; ", missing) + "." : ""),
-            Plot = plot, Width = 760, Height = 520,
+            Plot = plot, Width = 860, Height = 520,
         };
     }
 
@@ -216,7 +223,7 @@ public static partial class ReportFigures
         plot.Axes.Bottom.MajorTickStyle.Length = 0;
         AxisLabels(plot, null, "value");
         plot.Axes.SetLimits(-0.6, b.Rows.Count - 0.4, 0, 1.12);
-        plot.ShowLegend(Alignment.UpperRight, Orientation.Horizontal);
+        plot.ShowLegend(Edge.Right);
         var title = GroupBarsTitle(b);
         plot.Title(title, 13);
         var threshold = b.Cell.Threshold is { } th ? $" ACC/TPR/TNR at threshold {ReportText.F(th, "0.###")} (chosen on {b.Cell.ThresholdChosenOn ?? "?"})." : "";
@@ -226,7 +233,7 @@ public static partial class ReportFigures
             Caption = $"Cell {b.Cell.CellId} ({b.Cell.Spec.Label}): test-set AUC, ACC, TPR and TNR per group; n = test samples (+positives/−negatives).{threshold} " +
                       (anyCi ? "Whiskers: 95% bootstrap CI." : "No confidence intervals in these results (no CI).") +
                       (undefinedNotes.Count > 0 ? " Undefined: " + string.Join("; ", undefinedNotes) + "." : ""),
-            Plot = plot, Width = Math.Max(640, 180 + 150 * b.Rows.Count), Height = 460,
+            Plot = plot, Width = Math.Max(700, 260 + 150 * b.Rows.Count), Height = 460,
         };
     }
 
