@@ -253,3 +253,34 @@ public sealed class ReportCiTests
         Assert.Contains("no cell with this id", e.Message);
     }
 }
+
+/// <summary>Sweeps where nothing finished still get a report that says why.</summary>
+public sealed class ReportEdgeTests
+{
+    [Fact]
+    public void All_failed_sweep_reports_the_failures_and_no_figures()
+    {
+        using var tmp = new TempDir();
+        var failed = ReportFixture.Cells().Where(c => c.Status == "failed").ToList();
+        File.WriteAllText(tmp.File("results.json"), System.Text.Json.JsonSerializer.Serialize(failed, JsonDefaults.Pretty));
+        var o = HtmlReport.Write(new ReportOptions { Results = tmp.Path });
+        Assert.Empty(o.Figures);
+        Assert.Equal((0, 1), (o.DoneCells, o.FailedCells));
+        var h = File.ReadAllText(o.Html);
+        Assert.Contains("No cell finished: nothing to show.", h);
+        Assert.Contains("1 cell(s) failed", h);
+        Assert.Contains("ethnicity", h);
+        Assert.Single(File.ReadAllLines(o.Csv)); // header only
+    }
+
+    [Fact]
+    public void A_single_cell_json_file_is_accepted()
+    {
+        using var tmp = new TempDir();
+        var cell = ReportFixture.Cells()[0];
+        File.WriteAllText(tmp.File("cell.json"), System.Text.Json.JsonSerializer.Serialize(cell, JsonDefaults.Pretty));
+        var o = HtmlReport.Write(new ReportOptions { Results = tmp.File("cell.json"), Metrics = new[] { "overall-auc" } });
+        Assert.Equal(3, o.Figures.Count); // one heatmap, one trade-off, one per-group chart
+        Assert.Contains("0.620", File.ReadAllText(o.Html));
+    }
+}

@@ -90,7 +90,7 @@ public sealed class CellIntervals
         if (Prop(cell, "overall") is JsonObject overall) ci.AddGroup(OverallGroup, overall);
         if (Prop(cell, "groups") is JsonArray groups)
             foreach (var g in groups.OfType<JsonObject>())
-                if (Prop(g, "group")?.GetValue<string>() is { } name) ci.AddGroup(name, g);
+                if (Prop(g, "group") is JsonValue v && v.TryGetValue<string>(out var name)) ci.AddGroup(name, g);
         return ci;
     }
 
