@@ -291,7 +291,7 @@ public static class ModelZoo
     {
         ArgumentNullException.ThrowIfNull(card);
         if (Hf.HfVisionModels.Handles(card)) return Hf.HfVisionModels.CreateEncoder(card, weightsDir, device);
-        if (Onnx.OnnxImageEncoder.Handles(card)) return Onnx.OnnxImageEncoder.Create(card, weightsDir);
+        if (Onnx.OnnxImageEncoder.Handles(card)) return Onnx.OnnxImageEncoder.Create(card, weightsDir, device);
         if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);
         if (card.Id == OnnxResNetImporter.ModelId)
         {
