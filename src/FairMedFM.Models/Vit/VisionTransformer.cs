@@ -40,7 +40,11 @@ public sealed record VitConfig
     /// <summary>timm act_layer of the blocks' MLPs: "gelu" (exact), "gelu_tanh" (SigLIP) or "quick_gelu" (OpenAI CLIP).</summary>
     public string Activation { get; init; } = "gelu";
 
-    /// <summary>Activation of the 'map' pool's MLP; null = <see cref="Activation"/>.</summary>
+    /// <summary>
+    /// Activation of the 'map' pool's MLP; null = <see cref="Activation"/> (as HF SigLIP's head and later timm, which
+    /// passes act_layer to AttentionPoolLatent). Set "gelu" to reproduce a timm that builds the pool with its default
+    /// exact GELU whatever act_layer is.
+    /// </summary>
     public string? AttnPoolActivation { get; init; }
 
     /// <summary>MLP hidden width (blocks and 'map' pool); null = (long)(EmbedDim · MlpRatio). SigLIP So400m: 4304.</summary>
