@@ -19,7 +19,8 @@ public sealed class ExperimentGrain(
     [PersistentState("cell", FairMedFMSilo.StorageName)] IPersistentState<ExperimentState> state,
     CellRunner runner,
     TrainingSlots slots,
-    ILocalSiloDetails silo) : Grain, IExperimentGrain
+    ILocalSiloDetails silo,
+    Microsoft.Extensions.Logging.ILogger<ExperimentGrain> log) : Grain, IExperimentGrain
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
     private Task? _run;
@@ -84,6 +85,9 @@ public sealed class ExperimentGrain(
             runner.Results.Put(result);
         }
         activity?.SetTag("fairmedfm.status", result.Status);
+        // Written inside the cell's span: the log line carries the cell's trace id.
+        if (result.Status == "done") Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(log, "cell {CellId} done: {Label}", result.CellId, spec.Label);
+        else Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "cell {CellId} failed: {Label}: {Error}", result.CellId, spec.Label, result.Error);
         if (result.Status != "done") activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result.Error);
         Telemetry.CellsFinished.Add(1, new KeyValuePair<string, object?>("state", result.Status));
 

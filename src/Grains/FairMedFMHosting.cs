@@ -3,6 +3,8 @@ using FairMedFM.Engine;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -61,6 +63,19 @@ public static class FairMedFMHosting
         client.Configure<Orleans.Configuration.ClusterOptions>(o => { o.ServiceId = ServiceId; o.ClusterId = clusterId ?? DefaultClusterId; });
         client.UseRedisClustering(o => o.ConfigurationOptions = options.Clone());
         return client;
+    }
+
+    /// <summary>
+    /// Logs carry the trace and span id of the activity they were written in (console scopes), so a log line can be
+    /// found from its trace and back; with OTEL_EXPORTER_OTLP_ENDPOINT set they are exported over OTLP as well.
+    /// </summary>
+    public static ILoggingBuilder AddFairMedFMLogging(this ILoggingBuilder logging)
+    {
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
+        logging.AddSimpleConsole(o => { o.IncludeScopes = true; o.SingleLine = true; });
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+            logging.AddOpenTelemetry(o => { o.IncludeScopes = true; o.AddOtlpExporter(); });
+        return logging;
     }
 
     /// <summary>

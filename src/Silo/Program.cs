@@ -23,6 +23,8 @@ IPEndPoint? primary = cfg["PrimarySilo"] is { } p ? IPEndPoint.Parse(p) : null;
 var workspace = Workspace.FromEnvironment(cfg["Cache"], cfg["Weights"]);
 
 builder.WebHost.UseUrls($"http://0.0.0.0:{healthPort}");
+builder.Logging.ClearProviders();
+builder.Logging.AddFairMedFMLogging();
 builder.Services.AddFairMedFMTelemetry("fairmedfm-silo");
 builder.UseOrleans(silo => silo
     .UseFairMedFMClustering(cfg, siloPort, gatewayPort, primary)
