@@ -100,17 +100,21 @@ public sealed class ExperimentGrain(
         try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
         catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
 
-        _stage = "embeddings";
-        var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
-        EmbeddingStatus es;
-        while (true)
+        // Usages that train inside the backbone (lora) read images, not the embedding cache.
+        EmbeddingStatus? es = null;
+        if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
         {
-            es = await usage.EnsureEmbeddings();
-            _done = es.Done; _total = es.Total;
-            if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
-            await Task.Delay(Poll);
+            _stage = "embeddings";
+            var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
+            while (true)
+            {
+                es = await usage.EnsureEmbeddings();
+                _done = es.Done; _total = es.Total;
+                if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
+                await Task.Delay(Poll);
+            }
+            if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
         }
-        if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
 
         _stage = "queued";
         await slots.WaitAsync();
@@ -119,6 +123,7 @@ public sealed class ExperimentGrain(
             _stage = "training";
             return await Task.Run(() =>
             {
+                if (es is null) return runner.RunWithEmbeddings(spec, null);
                 var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
                           ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
                 return runner.RunWithEmbeddings(spec, emb with { CacheHit = es.CacheHit });
