@@ -178,6 +178,41 @@ public sealed class ClipUsageTests : IDisposable
     }
 
     [Fact]
+    public void A_bias_is_added_to_every_logit_when_the_card_asks_for_one()
+    {
+        var baseCard = ModelCatalog.Card(UsageTestModels.Clip);
+        ModelCard With(string id, ZeroShotLogitScale s) => new()
+        {
+            Id = id, Family = baseCard.Family, Clip = baseCard.Clip, FeatureDim = baseCard.FeatureDim, ImageSize = baseCard.ImageSize,
+            WeightsFile = baseCard.WeightsFile, NormalizationKind = baseCard.NormalizationKind, Mean = baseCard.Mean, Std = baseCard.Std,
+            ZeroShotLogitScale = s,
+        };
+        ModelCatalog.Register(With("test-clip-fixed-bias", new ZeroShotLogitScale(100.0, 1.0, "fixed bias") { FixedBias = -2.5 }));
+        ModelCatalog.Register(With("test-clip-siglip-bias", new ZeroShotLogitScale(null, 1.0, "SigLIP-style") { BiasFromWeights = true }));
+        try
+        {
+            var plain = ClipUsages.Text(_ws, UsageTestModels.Clip, _cxpCard);
+            var biased = ClipUsages.Text(_ws, "test-clip-fixed-bias", _cxpCard);
+            Assert.Equal(-2.5, biased.Bias);
+            var x = torch.randn(new long[] { 4, 32 }, generator: new torch.Generator(9, CPU));
+            using (var a = plain.Head(false))
+            using (var b = biased.Head(false))
+            {
+                var d = UsageTestModels.Floats(b.forward(x) - a.forward(x));
+                Assert.All(d, v => Assert.Equal(-2.5, v, 4));
+            }
+            // CLIP weights carry no logit_bias: a card that wants the weights' bias says so.
+            var e = Assert.Throws<InvalidOperationException>(() => ClipUsages.Text(_ws, "test-clip-siglip-bias", _cxpCard));
+            Assert.Contains("logit_bias", e.Message);
+        }
+        finally
+        {
+            ModelCatalog.Unregister("test-clip-fixed-bias");
+            ModelCatalog.Unregister("test-clip-siglip-bias");
+        }
+    }
+
+    [Fact]
     public void A_model_without_a_text_tower_or_a_card_without_prompts_is_a_clear_error()
     {
         var noTower = Assert.Throws<ConfigException>(() => ClipUsages.Text(_ws, TinyData.Model, _cxpCard));
