@@ -14,15 +14,19 @@ using static TorchSharp.torch;
 //            against ONNX Runtime running the very same ONNX file.
 //   sweep  – backbone forward passes of a sweep with the embedding cache against FairMedFM's way (full forward every
 //            epoch); with --measure it also runs the sweep's cells on a fresh cache and counts the real forwards.
+//   metrics – all classification metrics with stratified bootstrap intervals (default 1,000 resamples, 100,000 samples,
+//            3 groups) against a plain loop that materialises each resample and recomputes everything per group.
 var cmd = args.FirstOrDefault() ?? "all";
 var rest = args.Skip(1).ToArray();
 switch (cmd)
 {
     case "embed": Bench.Embed(rest); break;
+    case "zoo": Bench.Zoo(rest); break;
     case "sweep": Bench.Sweep(rest); break;
-    case "all": Bench.Embed(rest); Bench.Sweep(rest); break;
+    case "metrics": MetricsBench.Run(rest); break;
+    case "all": Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); break;
     default:
-        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | all]");
+        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | metrics [--n N] [--resamples B] [--naive B'] [--mode default|reference] | all]");
         return 2;
 }
 return 0;
@@ -78,6 +82,35 @@ static class Bench
             sw.Restart();
             Parallel.ForEach(images, p => ImagePipeline.Run(p, spec, MeanStdNormalization.ChestXray));
             Console.WriteLine($"pre-processing (decode → bicubic 224 → crop → normalise), {images.Length} NIH images: {images.Length / sw.Elapsed.TotalSeconds:0} images/s");
+        }
+    }
+
+    /// <summary>Every ported family at its real size (random weights: speed does not depend on them) against ResNet-18.</summary>
+    public static void Zoo(string[] a)
+    {
+        int batches = int.Parse(Opt(a, "--batches") ?? "2");
+        const int batch = 8;
+        Console.WriteLine($"# Image-encoder throughput per family at real size, 224², CPU, {Environment.ProcessorCount} cores, batch {batch}, {batches} timed batches");
+        Console.WriteLine("| family (model) | parameters | images/s | ratio to resnet18 |");
+        Console.WriteLine("|---|---|---|---|");
+        var entries = new (string Name, Func<torch.nn.Module> Build, Func<torch.nn.Module, torch.Tensor, torch.Tensor> Run)[]
+        {
+            ("resnet (resnet18)", () => new ResNet("r18", ResNetConfig.ResNet18 with { NumClasses = 0 }), (m, x) => ((ResNet)m).ForwardFeatures(x)),
+            ("resnet (resnet50)", () => new ResNet("r50", ResNetConfig.ResNet50 with { NumClasses = 0 }), (m, x) => ((ResNet)m).ForwardFeatures(x)),
+            ("clip (ViT-B/32 image tower)", () => new FairMedFM.Models.Clip.ClipModel(FairMedFM.Models.Clip.ClipConfig.ViTB32), (m, x) => ((FairMedFM.Models.Clip.ClipModel)m).EncodeImage(x)),
+            ("timm-vit (ViT-B/16, MedMAE)", () => new FairMedFM.Models.Vit.VisionTransformer("vit", FairMedFM.Models.Vit.VitConfig.VitBase16), (m, x) => ((FairMedFM.Models.Vit.VisionTransformer)m).ForwardPooled(x)),
+            ("dinov2 (ViT-B/14 at 224)", () => new FairMedFM.Models.Vit.DinoVisionTransformer("dino", FairMedFM.Models.Vit.DinoV2Config.VitB14), (m, x) => ((FairMedFM.Models.Vit.DinoVisionTransformer)m).forward(x)),
+            ("sam-vit (LVM-Med ViT-B at 224)", () => new FairMedFM.Models.Vit.SamImageEncoderViT("sam", FairMedFM.Models.Vit.SamVitConfig.LvmMedVitB), (m, x) => ((FairMedFM.Models.Vit.SamImageEncoderViT)m).ForwardPooled(x)),
+        };
+        double r18 = 0;
+        foreach (var (name, build, run) in entries)
+        {
+            using var model = build();
+            model.eval();
+            long parameters = model.parameters().Sum(p => p.numel());
+            var ips = Throughput(x => run(model, x), batch, batches);
+            if (r18 == 0) r18 = ips;
+            Console.WriteLine($"| {name} | {parameters / 1e6:0.0} M | {ips:0.00} | {ips / r18:0.00} |");
         }
     }
 
@@ -152,5 +185,67 @@ static class Bench
                               $"({(measured == ours ? "as predicted" : "differs from the prediction")})");
             Directory.Delete(ws.CacheDir, true);
         }
+    }
+}
+
+static class MetricsBench
+{
+    static string? Opt(string[] a, string name) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : null; }
+
+    public static void Run(string[] a)
+    {
+        int n = int.Parse(Opt(a, "--n") ?? "100000");
+        int resamples = int.Parse(Opt(a, "--resamples") ?? "1000");
+        int naive = int.Parse(Opt(a, "--naive") ?? "50");
+        bool reference = Opt(a, "--mode") == "reference";
+        var rng = new Random(1);
+        var p = new float[n]; var y = new int[n]; var g = new string[n];
+        string[] names = ["F", "M", "X"];
+        for (int i = 0; i < n; i++)
+        {
+            int k = i % 3;
+            y[i] = rng.NextDouble() < 0.3 ? 1 : 0;
+            double z = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()) + (y[i] == 1 ? 1.0 + 0.3 * k : 0);
+            p[i] = (float)(1 / (1 + Math.Exp(-z)));
+            g[i] = names[k];
+        }
+        var options = reference ? new FairMedFM.Metrics.MetricsOptions(FairMedFM.Metrics.MetricsMode.Reference) : new FairMedFM.Metrics.MetricsOptions();
+        double? thr = reference ? null : 0.5;
+        Console.WriteLine($"# Classification metrics with bootstrap intervals: n = {n:N0}, 3 groups, {resamples:N0} stratified resamples, " +
+                          $"{(reference ? "reference mode (best-F1 threshold re-chosen per resample)" : "default mode (frozen threshold)")}, {Environment.ProcessorCount} cores");
+        FairMedFM.Metrics.ClassificationMetrics.Evaluate(p, y, g, options, thr); // warm-up (JIT)
+        var sw = Stopwatch.StartNew();
+        var one = FairMedFM.Metrics.ClassificationMetrics.Evaluate(p, y, g, options, thr);
+        double evalMs = sw.Elapsed.TotalMilliseconds;
+
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        sw.Restart();
+        var boot = FairMedFM.Metrics.Bootstrap.Classification(p, y, g, options, new FairMedFM.Metrics.BootstrapOptions(resamples, Seed: 1), thr);
+        double bootS = sw.Elapsed.TotalSeconds;
+        double bootCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+
+        // Peer: the plain loop — draw a stratified resample, materialise it, recompute every metric per group with Evaluate.
+        var strata = Enumerable.Range(0, n).GroupBy(i => (g[i], y[i])).Select(x => x.ToArray()).ToArray();
+        var rp = new float[n]; var ry = new int[n]; var rg = new string[n];
+        cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        sw.Restart();
+        for (int r = 0; r < naive; r++)
+        {
+            int k = 0;
+            foreach (var s in strata)
+                for (int j = 0; j < s.Length; j++) { int i = s[rng.Next(s.Length)]; rp[k] = p[i]; ry[k] = y[i]; rg[k] = g[i]; k++; }
+            FairMedFM.Metrics.ClassificationMetrics.Evaluate(rp, ry, rg, options, thr);
+        }
+        double naivePer = sw.Elapsed.TotalSeconds / naive;
+        double naiveCpuPer = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / naive;
+        double naiveTotal = naivePer * resamples;
+        Console.WriteLine("| way | wall time | CPU time | wall per resample | wall ratio to the plain loop | CPU ratio |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine($"| one Evaluate (all metrics, overall + 3 groups, summaries) | {evalMs:0} ms | – | – | – | – |");
+        Console.WriteLine($"| plain loop: materialise + Evaluate, 1 thread ({naive} resamples timed, ×{resamples / (double)naive:0} extrapolated) | {naiveTotal:0.0} s | {naiveCpuPer * resamples:0.0} s | {naivePer * 1000:0.0} ms | 1.00 | 1.00 |");
+        Console.WriteLine($"| FairMedFM.NET bootstrap (weighted O(n) kernel, {Environment.ProcessorCount} threads) | {bootS:0.0} s | {bootCpu:0.0} s | {bootS / resamples * 1000:0.0} ms | ×{naiveTotal / bootS:0.0} faster | ×{naiveCpuPer * resamples / bootCpu:0.0} less CPU |");
+        Console.WriteLine($"load average during the run: {File.ReadAllText("/proc/loadavg").Split(' ')[0]} (other processes on these cores slow both ways alike)");
+        Console.WriteLine($"intervals: overall-auc {one.Summary["overall-auc"]} {boot.Summary["overall-auc"]}, auc-gap {one.Summary["auc-gap"]} {boot.Summary["auc-gap"]}, " +
+                          $"eod {one.Summary["eod"]} {boot.Summary["eod"]}; {boot.Summary.Count + boot.Overall.Count + boot.Groups.Sum(x => x.Value.Count)} intervals");
     }
 }

@@ -23,6 +23,7 @@ public sealed class Cli
     private static readonly Option<string?> CacheOpt = new("--cache") { Description = "Cache folder for embeddings, converted weights and cell results (default: $FAIRMEDFM_CACHE or ./.fairmedfm)" };
     private static readonly Option<string?> WeightsOpt = new("--weights") { Description = "Folder holding FM weights (default: $FAIRMEDFM_WEIGHTS or ./weights)" };
     private static readonly Option<string?> GatewayOpt = new("--gateway") { Description = "Connect to a running silo's gateway (host:port) instead of the embedded in-process silo" };
+    private static readonly Option<string?> RedisOpt = new("--redis") { Description = "Connect to a Redis-clustered FairMedFM cluster (StackExchange.Redis connection string; default $FAIRMEDFM_REDIS when --gateway is not given)" };
     private static readonly Option<string?> OutOpt = new("--out") { Description = "Output folder for results.json/csv, groups.csv, per-cell files and summary.md" };
     private static readonly Option<string?> CardOpt = new("--card") { Description = "Use this dataset card instead of the grid's datasets" };
     private static readonly Option<int> SlotsOpt = new("--slots") { Description = "Trainings run at once in the embedded silo", DefaultValueFactory = _ => 1 };
@@ -34,37 +35,104 @@ public sealed class Cli
 
         var gridOpt = new Option<string>("--grid") { Description = "Grid file (YAML or JSON): datasets × models × usages × methods × attributes × seeds", Required = true };
         var run = new Command("run", "Run a grid through the grains and print the datasets × models fairness matrix");
-        foreach (var o in new Option[] { gridOpt, OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) run.Options.Add(o);
+        foreach (var o in new Option[] { gridOpt, OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, RedisOpt, SlotsOpt, PlainOpt }) run.Options.Add(o);
         run.SetAction((pr, ct) => RunAsync(pr.GetValue(gridOpt)!, pr, ct));
         root.Subcommands.Add(run);
 
         var demo = new Command("demo", "The real NIH chest X-ray sample × ImageNet ResNet-18 × linear probe × {sex, age ≥ 60, age bins, sex × age} × 3 seeds");
-        foreach (var o in new Option[] { OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, SlotsOpt, PlainOpt }) demo.Options.Add(o);
+        foreach (var o in new Option[] { OutOpt, CardOpt, CacheOpt, WeightsOpt, GatewayOpt, RedisOpt, SlotsOpt, PlainOpt }) demo.Options.Add(o);
         demo.SetAction((pr, ct) =>
         {
             var grid = FindRepoFile(Path.Combine("grids", "nih_demo.yaml"));
             if (grid is null) { _console.MarkupLine("[red]error:[/] grids/nih_demo.yaml not found above the current folder"); return Task.FromResult(2); }
-            return RunAsync(grid, pr, ct, defaultOut: Path.Combine("out", "demo"));
+            // Any FM whose weights are present joins the packaged ResNet-18 (with none present the demo runs on it alone).
+            var weights = Workspace.FromEnvironment(pr.GetValue(CacheOpt), pr.GetValue(WeightsOpt)).WeightsDir;
+            var extra = FairMedFM.Models.ModelZoo.Cards.Where(c => c.WeightsFile is not null && FairMedFM.Models.ModelStatus.Check(c, weights).Available)
+                .Select(c => c.Id).ToList();
+            return RunAsync(grid, pr, ct, defaultOut: Path.Combine("out", "demo"), extraModels: extra);
         });
         root.Subcommands.Add(demo);
 
         var models = new Command("models", "Foundation models known to this build");
-        var list = new Command("list", "List model cards with their feature dimension and normalisation");
-        list.SetAction(_ =>
+        var list = new Command("list", "Every model card: how its family was verified, whether its weights are here (or the file to add), feature dim");
+        list.Options.Add(WeightsOpt);
+        list.SetAction(pr =>
         {
-            var t = new Table().AddColumns("id", "family", "feature dim", "image size", "normalisation", "weights", "licence");
+            var weights = Workspace.FromEnvironment(null, pr.GetValue(WeightsOpt)).WeightsDir;
+            var t = new Table().AddColumns("id", "family", "verified", "weights", "feature dim", "image size", "normalisation", "licence");
             foreach (var c in FairMedFM.Models.ModelZoo.Cards)
-                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind),
-                    Markup.Escape(c.WeightsFile ?? "packaged"), Markup.Escape(c.License ?? ""));
+            {
+                var a = FairMedFM.Models.ModelStatus.Check(c, weights);
+                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), Markup.Escape(a.Verification),
+                    (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
+                    c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind), Markup.Escape(c.License ?? ""));
+            }
             _console.Write(t);
+            _console.MarkupLine($"[grey]weights folder: {Markup.Escape(weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)")}[/]");
             return 0;
         });
         models.Subcommands.Add(list);
         root.Subcommands.Add(models);
+        root.Subcommands.Add(EvaluateCommand());
         return root;
     }
 
-    private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null)
+    /// <summary><c>fairmedfm evaluate</c>: metrics, intervals and counts for predictions a user brings (logic in Engine/Evaluation).</summary>
+    private Command EvaluateCommand()
+    {
+        var file = new Option<string>("--predictions") { Description = "CSV with a label column, a score column (or per-class scores), attribute column(s), optional patient id and split", Required = true };
+        var json = new Option<string?>("--json") { Description = "Where to write every metric, interval and count as JSON (default: <predictions>.metrics.json)" };
+        var label = new Option<string>("--label") { Description = "Label column (0/1; class index with --scores)", DefaultValueFactory = _ => "label" };
+        var score = new Option<string?>("--score") { Description = "Score column, P(y = 1) (default: score, else prob)" };
+        var scores = new Option<string[]>("--scores") { Description = "Per-class score columns in class order (multi-class, one-vs-rest)", AllowMultipleArgumentsPerToken = true };
+        var attr = new Option<string[]>("--attribute") { Description = "Sensitive-attribute column; repeat for several (default: group)" };
+        var intersect = new Option<bool>("--intersect") { Description = "Also evaluate the intersection of all attributes" };
+        var patient = new Option<string?>("--patient") { Description = "Patient id column for clustered bootstrap (default: patient_id when present; --patient= with no value disables)" };
+        var split = new Option<string?>("--split") { Description = "Split column: train rows ignored, threshold chosen on validation rows and frozen for test (default: split when present)" };
+        var missing = new Option<string?>("--missing-group") { Description = "Group label for missing attribute values (default: a missing value is an error naming the row)" };
+        var mode = new Option<string>("--mode") { Description = "default | reference (FairMedFM's own numbers)", DefaultValueFactory = _ => "default" };
+        var rule = new Option<string>("--threshold") { Description = "best-f1 | youden | fixed | fixed-specificity", DefaultValueFactory = _ => "best-f1" };
+        var value = new Option<double?>("--threshold-value") { Description = "Use this decision threshold (default mode)" };
+        var spec = new Option<double>("--specificity") { Description = "Target of fixed-specificity", DefaultValueFactory = _ => 0.9 };
+        var boot = new Option<int>("--bootstrap") { Description = "Bootstrap resamples for intervals (0: none)", DefaultValueFactory = _ => 1000 };
+        var ci = new Option<string>("--ci") { Description = "percentile | bca", DefaultValueFactory = _ => "percentile" };
+        var level = new Option<double>("--ci-level") { Description = "Confidence level", DefaultValueFactory = _ => 0.95 };
+        var seed = new Option<long>("--seed") { Description = "Bootstrap seed", DefaultValueFactory = _ => 0 };
+        var bins = new Option<int>("--ece-bins") { Description = "ECE bins", DefaultValueFactory = _ => 10 };
+        var cmd = new Command("evaluate", "Fairness metrics with bootstrap intervals for your own model's predictions (prints a table, writes JSON)");
+        foreach (var o in new Option[] { file, json, label, score, scores, attr, intersect, patient, split, missing, mode, rule, value, spec, boot, ci, level, seed, bins }) cmd.Options.Add(o);
+        cmd.SetAction(pr =>
+        {
+            try
+            {
+                var path = pr.GetValue(file)!;
+                var preds = FairMedFM.Engine.Evaluation.Predictions.Read(path, new FairMedFM.Engine.Evaluation.PredictionColumns
+                {
+                    Label = pr.GetValue(label)!, Score = pr.GetValue(score), ClassScores = pr.GetValue(scores),
+                    Attributes = pr.GetValue(attr) ?? [], Patient = pr.GetValue(patient), Split = pr.GetValue(split), MissingGroup = pr.GetValue(missing),
+                });
+                var result = FairMedFM.Engine.Evaluation.PredictionsEvaluator.Run(preds, new FairMedFM.Engine.Evaluation.EvaluateSettings
+                {
+                    Mode = pr.GetValue(mode)!, Threshold = pr.GetValue(rule)!, ThresholdValue = pr.GetValue(value), Specificity = pr.GetValue(spec),
+                    Bootstrap = pr.GetValue(boot), Ci = pr.GetValue(ci)!, CiLevel = pr.GetValue(level), Seed = pr.GetValue(seed), EceBins = pr.GetValue(bins),
+                    Intersections = pr.GetValue(intersect),
+                });
+                var outPath = Path.GetFullPath(pr.GetValue(json) ?? Path.ChangeExtension(path, null) + ".metrics.json");
+                Workspace.WriteAllTextAtomic(outPath, result.ToJson());
+                _console.WriteLine(FairMedFM.Engine.Evaluation.PredictionsEvaluator.ToText(result));
+                _console.MarkupLine($"JSON: [link]{Markup.Escape(outPath)}[/]");
+                return 0;
+            }
+            catch (Exception e) when (e is FairMedFM.Data.DataException or ConfigException or ArgumentException)
+            {
+                _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+                return 2;
+            }
+        });
+        return cmd;
+    }
+
+    private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null, IReadOnlyList<string>? extraModels = null)
     {
         GridSpec grid;
         try
@@ -75,6 +143,8 @@ public sealed class Cli
                 if (!File.Exists(card)) throw new ConfigException($"--card {card}: file not found");
                 grid.Datasets = new List<string> { Path.GetFullPath(card) };
             }
+            foreach (var m in extraModels ?? Array.Empty<string>())
+                if (!grid.Models.Contains(m)) grid.Models.Add(m);
         }
         catch (ConfigException e)
         {
@@ -89,7 +159,9 @@ public sealed class Cli
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
 
         ClusterConnection conn;
-        try { conn = await ClusterConnection.ConnectAsync(pr.GetValue(GatewayOpt), ws, pr.GetValue(SlotsOpt), ct); }
+        var gateway = pr.GetValue(GatewayOpt);
+        var redis = pr.GetValue(RedisOpt) ?? (gateway is null ? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS")) : null);
+        try { conn = await ClusterConnection.ConnectAsync(gateway, ws, pr.GetValue(SlotsOpt), ct, redis: redis); }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
@@ -111,7 +183,7 @@ public sealed class Cli
                 _console.MarkupLine($"[red]failed[/] {Markup.Escape(f.Spec.Label)}: {Markup.Escape(f.Error ?? "")}");
             var forwards = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages - forwardsBefore;
             _console.MarkupLine($"{outcome.Results.Count - failed.Count} done, {failed.Count} failed in {sw.Elapsed.TotalSeconds:0.0} s; " +
-                                $"backbone forward passes in this process: {forwards} images" + (pr.GetValue(GatewayOpt) is null ? "" : " (remote silos not counted)"));
+                                $"backbone forward passes in this process: {forwards} images" + (gateway is null && redis is null ? "" : " (remote silos not counted)"));
             _console.MarkupLine($"results: [link]{Markup.Escape(outDir)}[/] (results.json, results.csv, groups.csv, cells/, summary.md)");
             return failed.Count == 0 ? 0 : 1;
         }
@@ -188,8 +260,10 @@ public sealed class Cli
             }
             _console.Write(table);
         }
-        _console.MarkupLine("[grey]Mean ± sd over seeds. EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
+        _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
     }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     /// <summary>Finds a file shipped in the repository, looking up from the current folder and from the program's folder.</summary>
     public static string? FindRepoFile(string relative)

@@ -22,17 +22,30 @@ public sealed class ClusterConnection : IAsyncDisposable
     private ClusterConnection(IHost host, IClusterClient client, string description) { _host = host; Client = client; Description = description; }
 
     /// <summary>Cluster id of the standalone silo (src/Silo) unless it was started with another --ClusterId.</summary>
-    public const string DefaultClusterId = "fairmedfm-local";
+    public const string DefaultClusterId = FairMedFMHosting.DefaultClusterId;
 
     public static async Task<ClusterConnection> ConnectAsync(string? gateway, Workspace workspace, int trainingSlots, CancellationToken ct = default,
-        string clusterId = DefaultClusterId)
+        string? clusterId = null, string? redis = null)
     {
+        // Same precedence as the silo: FAIRMEDFM_ClusterId, then ORLEANS_CLUSTER_ID (set by the Kubernetes manifests).
+        clusterId ??= NonEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_ClusterId"))
+                      ?? NonEmpty(Environment.GetEnvironmentVariable("ORLEANS_CLUSTER_ID")) ?? DefaultClusterId;
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         // The CLI reports failures itself, in one line; Orleans' own error logs would repeat them as stack traces.
         builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Critical);
         string description;
-        if (gateway is null)
+        builder.Services.AddFairMedFMTelemetry("fairmedfm-cli");
+        if (redis is not null)
+        {
+            var attempts = 0;
+            builder.UseOrleansClient(c => c
+                .UseFairMedFMRedisClustering(redis, clusterId)
+                .AddActivityPropagation()
+                .UseConnectionRetryFilter(async (_, ct) => { await Task.Delay(TimeSpan.FromSeconds(1), ct); return ++attempts < 5; }));
+            description = "cluster via Redis " + FairMedFMHosting.Describe(FairMedFMHosting.ParseRedis(redis));
+        }
+        else if (gateway is null)
         {
             int siloPort = FreePort(), gatewayPort = FreePort();
             builder.UseOrleans(silo => silo
@@ -47,6 +60,7 @@ public sealed class ClusterConnection : IAsyncDisposable
             var attempts = 0;
             builder.UseOrleansClient(c => c
                 .UseStaticClustering(ep)
+                .AddActivityPropagation()
                 .Configure<ClusterOptions>(o => { o.ServiceId = "fairmedfm"; o.ClusterId = clusterId; })
                 // Fail in seconds with a clear message rather than retrying for minutes.
                 .UseConnectionRetryFilter(async (_, ct) => { await Task.Delay(TimeSpan.FromSeconds(1), ct); return ++attempts < 5; }));
@@ -64,6 +78,8 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
         return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
     }
+
+    private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     private static int FreePort()
     {

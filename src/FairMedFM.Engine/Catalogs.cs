@@ -18,11 +18,30 @@ public static class DatasetCatalog
         cardPath = Path.GetFullPath(cardPath);
         if (!File.Exists(cardPath)) throw new DataException($"dataset card not found: {cardPath}");
         var card = DatasetCard.Load(cardPath);
-        var csvStamp = File.Exists(card.MetadataCsv) ? File.GetLastWriteTimeUtc(card.MetadataCsv).Ticks : 0;
-        var key = $"{cardPath}|{File.GetLastWriteTimeUtc(cardPath).Ticks}|{csvStamp}";
+        var key = Key(cardPath, card);
         var lazy = Cache.GetOrAdd(key, _ => new Lazy<LoadedDataset>(() => LoadedDataset.Load(card), LazyThreadSafetyMode.ExecutionAndPublication));
         try { return lazy.Value; }
         catch { Cache.TryRemove(key, out _); throw; } // a failed load (bad row, missing image) is retried after the user fixes it
+    }
+
+    /// <summary>
+    /// What <see cref="Get"/> is keyed by (card path, card and CSV modification times), without loading the data. Grains
+    /// that keep a dataset's status compare stamps to notice that the user edited the card or CSV. Never throws.
+    /// </summary>
+    public static string Stamp(string cardPath)
+    {
+        cardPath = Path.GetFullPath(cardPath);
+        try { return Key(cardPath, DatasetCard.Load(cardPath)); }
+        catch (Exception e) when (e is DataException or IOException or UnauthorizedAccessException)
+        {
+            return $"{cardPath}|unreadable|{(File.Exists(cardPath) ? File.GetLastWriteTimeUtc(cardPath).Ticks : 0)}";
+        }
+    }
+
+    private static string Key(string cardPath, DatasetCard card)
+    {
+        var csvStamp = File.Exists(card.MetadataCsv) ? File.GetLastWriteTimeUtc(card.MetadataCsv).Ticks : 0;
+        return $"{cardPath}|{File.GetLastWriteTimeUtc(cardPath).Ticks}|{csvStamp}";
     }
 }
 

@@ -68,6 +68,31 @@ public static class BinaryMetrics
     }
 
     /// <summary>
+    /// Average precision as scikit-learn's <c>average_precision_score</c>: Σ_k (R_k − R_{k−1})·P_k over the PR curve's
+    /// distinct-score thresholds (no interpolation).
+    /// </summary>
+    /// <returns>Undefined (no positives) without a positive label — sklearn returns −0.0 with a warning — and undefined (no
+    /// negatives) without a negative label: the ranking is then uninformative and sklearn's 1.0 would not depend on the
+    /// scores at all (scikit-learn#30615). Empty: <see cref="UndefinedReason.EmptyGroup"/>; NaN score: undefined input.</returns>
+    public static MetricValue AveragePrecision(ReadOnlySpan<float> p, ReadOnlySpan<int> y)
+    {
+        Check.SameLength(p.Length, y.Length);
+        Check.BinaryLabels(y);
+        if (p.Length == 0) return MetricValue.Undefined(UndefinedReason.EmptyGroup);
+        int nan = Core.FirstNaN(p);
+        if (nan >= 0) return MetricValue.Undefined(UndefinedReason.UndefinedInput, $"NaN score at index {nan}");
+        int pos = 0;
+        foreach (int v in y) pos += v;
+        if (pos == 0) return MetricValue.Undefined(UndefinedReason.NoPositives, "average precision needs a positive label");
+        if (pos == y.Length) return MetricValue.Undefined(UndefinedReason.NoNegatives, "average precision without negatives is 1 whatever the scores");
+        var c = Core.PrCurveSorted(p, y, Core.SortAscending(p));
+        // ascending thresholds: recall decreases with k; AP = −Σ_k (R_{k+1} − R_k)·P_k
+        double ap = 0;
+        for (int k = 0; k < c.Thresholds.Length; k++) ap -= (c.Recall[k + 1] - c.Recall[k]) * c.Precision[k];
+        return MetricValue.Of(ap);
+    }
+
+    /// <summary>
     /// Binary cross-entropy as torch <c>nn.BCELoss()</c> (mean): per-sample log clamped at −100, float32 arithmetic, result
     /// rounded to float32 as the legacy <c>loss.item()</c>.
     /// </summary>

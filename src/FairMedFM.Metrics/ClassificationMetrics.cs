@@ -40,28 +40,7 @@ public static class ClassificationMetrics
     public static ClassificationReport Evaluate(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, IReadOnlyList<string> groups,
         MetricsOptions options, double? threshold = null)
     {
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(options);
-        Check.SameLength(probs.Length, labels.Length);
-        Check.SameLength(probs.Length, groups.Count, "groups");
-        if (probs.Length == 0) throw new ArgumentException("No samples to evaluate.", nameof(probs));
-        Check.BinaryLabels(labels);
-        BinaryMetrics.RequireNoNaN(probs);
-        if (options.EceBins < 1)
-            throw new ArgumentOutOfRangeException(nameof(options), options.EceBins, "EceBins must be at least 1.");
-        for (int i = 0; i < groups.Count; i++)
-            if (string.IsNullOrEmpty(groups[i]))
-                throw new ArgumentException(
-                    $"groups[{i}] is missing (null or empty): row {i} has no group label. Drop or relabel it explicitly.", nameof(groups));
-        if (options.Mode == MetricsMode.Reference)
-        {
-            if (threshold is not null)
-                throw new ArgumentException("Reference mode chooses threshold* (best-F1) on the evaluated set; pass threshold: null.", nameof(threshold));
-            if (options.Rule != ThresholdRule.BestF1)
-                throw new ArgumentException($"Reference mode uses the best-F1 rule, not {options.Rule}.", nameof(options));
-        }
-        if (threshold is double t && double.IsNaN(t))
-            throw new ArgumentException("The threshold is NaN.", nameof(threshold));
+        ValidateInput(probs, labels, groups, options, threshold);
 
         int n = probs.Length;
         var (groupNames, code) = CodeGroups(groups);
@@ -84,7 +63,7 @@ public static class ClassificationMetrics
         if (threshold is double given) thr = given;
         else
         {
-            var chosen = ChooseSorted(probs, labels, order, options.Rule);
+            var chosen = ChooseSorted(probs, labels, order, options.Rule, options.TargetSpecificity);
             if (chosen.IsDefined) thr = chosen.Value;
             else { thr = 0.5; fallback = chosen.Reason; }
         }
@@ -94,8 +73,43 @@ public static class ClassificationMetrics
         for (int g = 0; g < k; g++)
             reports[g] = Report(groupNames[g], probs, labels, dataIdx[g], sortedIdx[g], thr, options);
 
-        return new ClassificationReport(thr, options.Mode, overall, reports, Summarize(overall, reports),
+        return new ClassificationReport(thr, options.Mode, overall, reports, Summaries.Classification(overall, reports),
             thresholdFromCaller: threshold is not null, thresholdFallbackReason: fallback);
+    }
+
+    internal static void ValidateInput(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, IReadOnlyList<string> groups,
+        MetricsOptions options, double? threshold)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(options);
+        Check.SameLength(probs.Length, labels.Length);
+        Check.SameLength(probs.Length, groups.Count, "groups");
+        if (probs.Length == 0) throw new ArgumentException("No samples to evaluate.", nameof(probs));
+        Check.BinaryLabels(labels);
+        BinaryMetrics.RequireNoNaN(probs);
+        ValidateOptions(options);
+        for (int i = 0; i < groups.Count; i++)
+            if (string.IsNullOrEmpty(groups[i]))
+                throw new ArgumentException(
+                    $"groups[{i}] is missing (null or empty): row {i} has no group label. Drop or relabel it explicitly.", nameof(groups));
+        if (options.Mode == MetricsMode.Reference)
+        {
+            if (threshold is not null)
+                throw new ArgumentException("Reference mode chooses threshold* (best-F1) on the evaluated set; pass threshold: null.", nameof(threshold));
+            if (options.Rule != ThresholdRule.BestF1)
+                throw new ArgumentException($"Reference mode uses the best-F1 rule, not {options.Rule}.", nameof(options));
+        }
+        if (threshold is double t && double.IsNaN(t))
+            throw new ArgumentException("The threshold is NaN.", nameof(threshold));
+
+    }
+
+    internal static void ValidateOptions(MetricsOptions options)
+    {
+        if (options.EceBins < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.EceBins, "EceBins must be at least 1.");
+        if (!(options.TargetSpecificity > 0 && options.TargetSpecificity <= 1))
+            throw new ArgumentOutOfRangeException(nameof(options), options.TargetSpecificity, "TargetSpecificity must be in (0, 1].");
     }
 
     /// <summary>
@@ -116,23 +130,39 @@ public static class ClassificationMetrics
     }
 
     /// <summary>As <see cref="ChooseThreshold"/>, but an undefined threshold is returned typed instead of thrown.</summary>
-    public static MetricValue ChooseThresholdOrUndefined(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, ThresholdRule rule)
+    public static MetricValue ChooseThresholdOrUndefined(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, ThresholdRule rule) =>
+        ChooseThresholdOrUndefined(probs, labels, rule, 0.9);
+
+    /// <summary>As <see cref="ChooseThreshold"/> with the rule and specificity target of <paramref name="options"/>
+    /// (<see cref="ThresholdRule.FixedSpecificity"/> needs the target).</summary>
+    public static double ChooseThreshold(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, MetricsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var v = ChooseThresholdOrUndefined(probs, labels, options.Rule, options.TargetSpecificity);
+        if (!v.IsDefined)
+            throw new ArgumentException($"No {options.Rule} threshold on this set: {MetricValue.ReasonText(v.Reason!.Value)}. {v.Detail}", nameof(labels));
+        return v.Value;
+    }
+
+    /// <summary>Typed threshold choice; <paramref name="targetSpecificity"/> is used by <see cref="ThresholdRule.FixedSpecificity"/> only.</summary>
+    public static MetricValue ChooseThresholdOrUndefined(ReadOnlySpan<float> probs, ReadOnlySpan<int> labels, ThresholdRule rule, double targetSpecificity)
     {
         Check.SameLength(probs.Length, labels.Length);
         Check.BinaryLabels(labels);
         BinaryMetrics.RequireNoNaN(probs);
-        return ChooseSorted(probs, labels, Core.SortAscending(probs), rule);
+        return ChooseSorted(probs, labels, Core.SortAscending(probs), rule, targetSpecificity);
     }
 
-    private static MetricValue ChooseSorted(ReadOnlySpan<float> p, ReadOnlySpan<int> y, int[] order, ThresholdRule rule) => rule switch
+    private static MetricValue ChooseSorted(ReadOnlySpan<float> p, ReadOnlySpan<int> y, int[] order, ThresholdRule rule, double targetSpecificity) => rule switch
     {
         ThresholdRule.Fixed => MetricValue.Of(0.5),
         ThresholdRule.BestF1 => Core.BestF1Sorted(p, y, order),
         ThresholdRule.Youden => Core.YoudenSorted(p, y, order),
+        ThresholdRule.FixedSpecificity => Core.FixedSpecificitySorted(p, y, order, targetSpecificity),
         _ => throw new ArgumentOutOfRangeException(nameof(rule), rule, null),
     };
 
-    private static GroupReport Report(string name, ReadOnlySpan<float> p, ReadOnlySpan<int> y, int[] dataIdx, int[] sortedIdx,
+    internal static GroupReport Report(string name, ReadOnlySpan<float> p, ReadOnlySpan<int> y, int[] dataIdx, int[] sortedIdx,
         double thr, MetricsOptions options)
     {
         var at = Core.Confusion(p, y, dataIdx, thr);
@@ -150,7 +180,7 @@ public static class ClassificationMetrics
         return new GroupReport(name, new GroupCounts(at.N, at.Positives, at.Negatives), v);
     }
 
-    private static void AddRates(Dictionary<string, MetricValue> v, ConfusionCounts c, string suffix)
+    internal static void AddRates(Dictionary<string, MetricValue> v, ConfusionCounts c, string suffix)
     {
         v["tpr" + suffix] = c.Tpr;
         v["tnr" + suffix] = c.Tnr;
@@ -160,77 +190,12 @@ public static class ClassificationMetrics
         v["fp" + suffix] = MetricValue.Of(c.Fp);
         v["tn" + suffix] = MetricValue.Of(c.Tn);
         v["fn" + suffix] = MetricValue.Of(c.Fn);
-    }
-
-    private static Dictionary<string, MetricValue> Summarize(GroupReport overall, GroupReport[] groups)
-    {
-        var auc = Spread(groups, "auc");
-        var acc = Spread(groups, "acc");
-        var bce = Spread(groups, "bce");
-        var ece = Spread(groups, "ece");
-        var tpr = Spread(groups, "tpr");
-        var tnr = Spread(groups, "tnr");
-
-        MetricValue eod;
-        if (tpr.Gap.IsDefined && tnr.Gap.IsDefined)
-            eod = MetricValue.Of(1 - (tpr.Gap.Value + tnr.Gap.Value) / 2, Join(tpr.Gap.Detail, tnr.Gap.Detail));
-        else
-            eod = MetricValue.Undefined(UndefinedReason.TooFewGroups,
-                Join(tpr.Gap.IsDefined ? null : tpr.Gap.Detail, tnr.Gap.IsDefined ? null : tnr.Gap.Detail));
-
-        return new Dictionary<string, MetricValue>(StringComparer.Ordinal)
-        {
-            ["overall-auc"] = overall.Values["auc"],
-            ["overall-acc"] = overall.Values["acc"],
-            ["overall-bce"] = overall.Values["bce"],
-            ["overall-ece"] = overall.Values["ece"],
-            ["worst-auc"] = auc.Min,
-            ["auc-gap"] = auc.Gap,
-            ["acc-gap"] = acc.Gap,
-            ["bce-gap"] = bce.Gap,
-            ["ece-gap"] = ece.Gap,
-            ["eod"] = eod,
-            ["eo"] = tpr.Gap,
-        };
-    }
-
-    private static string? Join(string? a, string? b) =>
-        a is null ? b : b is null ? a : a + "; " + b;
-
-    /// <summary>Min and max − min of a per-group metric over the groups where it is defined (at least two needed).</summary>
-    private static (MetricValue Min, MetricValue Gap) Spread(GroupReport[] groups, string key)
-    {
-        double min = double.PositiveInfinity, max = double.NegativeInfinity;
-        int defined = 0;
-        var left = new StringBuilder();
-        foreach (var g in groups)
-        {
-            var v = g.Values[key];
-            if (v.IsDefined)
-            {
-                defined++;
-                min = Math.Min(min, v.Value);
-                max = Math.Max(max, v.Value);
-            }
-            else
-            {
-                if (left.Length > 0) left.Append(", ");
-                left.Append('\'').Append(g.Group).Append("' (").Append(MetricValue.ReasonText(v.Reason!.Value)).Append(')');
-            }
-        }
-        if (defined < 2)
-        {
-            string detail = $"{key} is defined in {defined} of {groups.Length} group(s); at least 2 are needed"
-                            + (left.Length > 0 ? $"; undefined in {left}" : "");
-            var u = MetricValue.Undefined(UndefinedReason.TooFewGroups, detail);
-            return (u, u);
-        }
-        string? note = left.Length > 0 ? $"{key} over {defined} of {groups.Length} groups; left out {left}" : null;
-        return (MetricValue.Of(min, note), MetricValue.Of(max - min, note));
+        v["ppv" + suffix] = c.Ppv;
+        v["selection-rate" + suffix] = c.SelectionRate;
     }
 
     /// <summary>Distinct labels sorted (numeric if all are integers, ordinal otherwise) and each sample's index into them.</summary>
-    private static (string[] Names, int[] Code) CodeGroups(IReadOnlyList<string> groups)
+    internal static (string[] Names, int[] Code) CodeGroups(IReadOnlyList<string> groups)
     {
         var first = new Dictionary<string, int>(StringComparer.Ordinal);
         var raw = new int[groups.Count];

@@ -17,6 +17,10 @@ public readonly record struct ConfusionCounts(int Tp, int Fp, int Tn, int Fn)
     public MetricValue Fpr => Negatives == 0 ? MetricValue.Undefined(UndefinedReason.NoNegatives) : MetricValue.Of((double)Fp / Negatives);
     /// <summary>FN / (FN + TP); undefined (no positives) when there is no positive label.</summary>
     public MetricValue Fnr => Positives == 0 ? MetricValue.Undefined(UndefinedReason.NoPositives) : MetricValue.Of((double)Fn / Positives);
+    /// <summary>Precision TP / (TP + FP); undefined (no predicted positives) when nothing is predicted positive.</summary>
+    public MetricValue Ppv => Tp + Fp == 0 ? MetricValue.Undefined(UndefinedReason.NoPredictedPositives) : MetricValue.Of((double)Tp / (Tp + Fp));
+    /// <summary>Selection rate (TP + FP) / N, the share predicted positive (demographic parity compares it across groups).</summary>
+    public MetricValue SelectionRate => N == 0 ? MetricValue.Undefined(UndefinedReason.EmptyGroup) : MetricValue.Of((double)(Tp + Fp) / N);
 }
 
 /// <summary>

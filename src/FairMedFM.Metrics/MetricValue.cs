@@ -18,6 +18,15 @@ public enum UndefinedReason
     TooFewGroups,
     /// <summary>The input cannot be scored (NaN score, probability outside [0, 1] where one is required).</summary>
     UndefinedInput,
+    /// <summary>A rate over predicted positives (PPV) with no sample predicted positive.</summary>
+    NoPredictedPositives,
+    /// <summary>A ratio or quotient whose denominator is 0 (e.g. the demographic-parity ratio when no group has a
+    /// positive prediction, Dice skewness when the best group's Dice is 1).</summary>
+    ZeroDenominator,
+    /// <summary>A segmentation metric needs a non-empty mask (Dice/IoU of two empty masks, HD95 with an empty mask).</summary>
+    EmptyMask,
+    /// <summary>The bootstrap left the statistic undefined in every resample (or the estimate itself is undefined).</summary>
+    NoDefinedResamples,
 }
 
 /// <summary>
@@ -62,6 +71,10 @@ public readonly record struct MetricValue(double Value, UndefinedReason? Reason,
         UndefinedReason.EmptyGroup => "empty group",
         UndefinedReason.TooFewGroups => "too few groups",
         UndefinedReason.UndefinedInput => "undefined input",
+        UndefinedReason.NoPredictedPositives => "no predicted positives",
+        UndefinedReason.ZeroDenominator => "zero denominator",
+        UndefinedReason.EmptyMask => "empty mask",
+        UndefinedReason.NoDefinedResamples => "no defined resamples",
         _ => r.ToString(),
     };
 }

@@ -24,9 +24,14 @@ public enum ThresholdRule
     BestF1,
     /// <summary>Youden's J: the threshold maximising TPR − FPR under the same strict '&gt;' rule used for the counts.</summary>
     Youden,
+    /// <summary>The lowest distinct score t whose specificity (TNR with positive iff p &gt; t) is at least
+    /// <see cref="MetricsOptions.TargetSpecificity"/>: the most sensitive operating point meeting the specificity target.</summary>
+    FixedSpecificity,
 }
 
 /// <param name="Mode">Default or Reference semantics.</param>
 /// <param name="Rule">Threshold rule used when no threshold is passed (Reference mode requires <see cref="ThresholdRule.BestF1"/>).</param>
 /// <param name="EceBins">Number of ECE bins (FairMedFM: 10).</param>
-public sealed record MetricsOptions(MetricsMode Mode = MetricsMode.Default, ThresholdRule Rule = ThresholdRule.BestF1, int EceBins = 10);
+/// <param name="TargetSpecificity">Specificity target of <see cref="ThresholdRule.FixedSpecificity"/>, in (0, 1].</param>
+public sealed record MetricsOptions(MetricsMode Mode = MetricsMode.Default, ThresholdRule Rule = ThresholdRule.BestF1, int EceBins = 10,
+    double TargetSpecificity = 0.9);

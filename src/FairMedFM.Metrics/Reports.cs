@@ -12,8 +12,8 @@ public sealed class GroupReport
     public static IReadOnlyList<string> Keys { get; } =
     [
         "auc", "acc", "acc@0.5", "bce", "ece",
-        "tpr", "tnr", "fpr", "fnr", "tp", "fp", "tn", "fn",
-        "tpr@0.5", "tnr@0.5", "fpr@0.5", "fnr@0.5", "tp@0.5", "fp@0.5", "tn@0.5", "fn@0.5",
+        "tpr", "tnr", "fpr", "fnr", "tp", "fp", "tn", "fn", "ppv", "selection-rate",
+        "tpr@0.5", "tnr@0.5", "fpr@0.5", "fnr@0.5", "tp@0.5", "fp@0.5", "tn@0.5", "fn@0.5", "ppv@0.5", "selection-rate@0.5",
     ];
 
     public GroupReport(string group, GroupCounts counts, IReadOnlyDictionary<string, MetricValue> values)
@@ -47,6 +47,9 @@ public sealed class ClassificationReport
     [
         "overall-auc", "overall-acc", "overall-bce", "overall-ece",
         "worst-auc", "auc-gap", "acc-gap", "bce-gap", "ece-gap", "eod", "eo",
+        // beyond FairMedFM's organize_results (see MetricCatalog for definitions)
+        "worst-acc", "dp-diff", "dp-ratio", "eqodds-diff", "eqodds-diff-mean", "eqodds-ratio", "eqodds-ratio-mean", "eopp-diff",
+        "auc-es", "auc-es-fairclip", "acc-es", "acc-es-fairclip",
     ];
 
     public ClassificationReport(double threshold, MetricsMode mode, GroupReport overall, IReadOnlyList<GroupReport> groups,

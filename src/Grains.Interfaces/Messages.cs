@@ -47,9 +47,10 @@ public sealed record CellStatus(
     public bool IsFinished => Phase is JobPhase.Done or JobPhase.Failed;
 }
 
-/// <summary>A metric value: a number, or null with the reason it is undefined.</summary>
+/// <summary>A metric value: a number, or null with the reason it is undefined; with its bootstrap interval when computed.</summary>
 [GenerateSerializer, Immutable, Alias("fairmedfm.MetricDto")]
-public sealed record MetricDto([property: Id(0)] double? Value, [property: Id(1)] string? Undefined);
+public sealed record MetricDto([property: Id(0)] double? Value, [property: Id(1)] string? Undefined,
+    [property: Id(2)] double? Lower = null, [property: Id(3)] double? Upper = null);
 
 [GenerateSerializer, Immutable, Alias("fairmedfm.GroupSizeDto")]
 public sealed record GroupSizeDto([property: Id(0)] string Group, [property: Id(1)] int N, [property: Id(2)] int Positives, [property: Id(3)] int Negatives);

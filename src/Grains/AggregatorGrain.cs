@@ -14,6 +14,9 @@ public sealed class AggregatorGrain(
 {
     public async Task Report(CellSummary cell)
     {
+        using var activity = FairMedFM.Engine.Telemetry.Source.StartActivity("aggregation");
+        activity?.SetTag("fairmedfm.cell_id", cell.CellId);
+        activity?.SetTag("fairmedfm.aggregator", this.GetPrimaryKeyString());
         state.State.Cells[cell.CellId] = cell; // a re-reported cell replaces itself: reports are idempotent
         await state.WriteStateAsync();
     }
@@ -24,7 +27,7 @@ public sealed class AggregatorGrain(
     public Task<MatrixView> GetMatrix(string usage, string method, string attribute, string metric)
     {
         var inputs = state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).Select(c => new MatrixInput(c.Dataset, c.Model, c.Usage, c.Method, c.Attribute, c.Seed,
-            c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined)),
+            c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper)),
             c.Groups.Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList()));
         var slice = FairnessMatrix.Build(inputs, usage, method, attribute, metric);
         var cells = slice.Cells.Values.Select(c => new MatrixCellDto(c.Dataset, c.Model, c.Mean, c.Std, c.Seeds, c.UndefinedSeeds, c.UndefinedReasons,

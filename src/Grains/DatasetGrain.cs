@@ -10,14 +10,17 @@ public sealed class DatasetGrain : Grain, IDatasetGrain
     private DatasetStatus? _status;
     private Task? _loading;
     private DateTime _failedAt;
+    private string? _stamp;
 
     public Task<DatasetStatus> Prepare()
     {
         var path = this.GetPrimaryKeyString();
-        if (_status is { Phase: JobPhase.Done }) return Task.FromResult(_status);
+        // A loaded status holds while the card and CSV are unchanged; an edited dataset is loaded (and hashed) again.
+        if (_status is { Phase: JobPhase.Done } && _stamp == DatasetCatalog.Stamp(path)) return Task.FromResult(_status);
         if (_status is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < FailureHold) return Task.FromResult(_status);
         if (_loading is null || _loading.IsCompleted)
         {
+            _stamp = DatasetCatalog.Stamp(path);
             _status = new DatasetStatus(path, JobPhase.Running, null, 0, 0, null, Array.Empty<string>(), null);
             _loading = LoadAsync(path);
         }

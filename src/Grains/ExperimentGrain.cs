@@ -18,7 +18,8 @@ public sealed class ExperimentState
 public sealed class ExperimentGrain(
     [PersistentState("cell", FairMedFMSilo.StorageName)] IPersistentState<ExperimentState> state,
     CellRunner runner,
-    TrainingSlots slots) : Grain, IExperimentGrain
+    TrainingSlots slots,
+    ILocalSiloDetails silo) : Grain, IExperimentGrain
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
     private Task? _run;
@@ -31,7 +32,15 @@ public sealed class ExperimentGrain(
 
     public async Task<CellStatus> Start(CellRequest request)
     {
-        if (state.State.Phase == JobPhase.Done || (_run is { IsCompleted: false })) return Status();
+        // A finished cell is not short-circuited: its stages re-check the data and reuse the stored result unless the
+        // dataset changed meanwhile (then the cell is recomputed on the new data instead of returning stale numbers).
+        if (_run is { IsCompleted: false })
+        {
+            if (state.State.Phase == JobPhase.Running) return Status(); // still computing: starting again changes nothing
+            // Finished, and only its bookkeeping (state write, aggregator report) is in flight: pollers already saw Done,
+            // so a resubmission can arrive now. Let the bookkeeping end, then re-check the cell like any later start.
+            try { await _run; } catch (Exception) { /* that run's own failure; this start checks the cell afresh */ }
+        }
 
         CellSpec spec;
         try
@@ -60,6 +69,10 @@ public sealed class ExperimentGrain(
     /// <summary>Runs in the grain's context between other calls; only CPU-heavy steps go to the thread pool.</summary>
     private async Task RunAsync(CellSpec spec, string aggregatorKey)
     {
+        // Started inside the Start call, so the span joins the sweep's trace through Orleans' activity propagation.
+        using var activity = Telemetry.StartCell("cell", spec);
+        activity?.SetTag("fairmedfm.silo", silo.SiloAddress.ToString());
+        activity?.SetTag("fairmedfm.device", slots.Device);
         CellResult result;
         try
         {
@@ -70,6 +83,9 @@ public sealed class ExperimentGrain(
             result = CellResult.Failed(spec, CellRunner.Describe(e), DateTimeOffset.UtcNow);
             runner.Results.Put(result);
         }
+        activity?.SetTag("fairmedfm.status", result.Status);
+        if (result.Status != "done") activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result.Error);
+        Telemetry.CellsFinished.Add(1, new KeyValuePair<string, object?>("state", result.Status));
 
         state.State.Phase = result.Status == "done" ? JobPhase.Done : JobPhase.Failed;
         state.State.Error = result.Error;
@@ -85,11 +101,15 @@ public sealed class ExperimentGrain(
         _stage = "dataset";
         var dataset = GrainFactory.GetGrain<IDatasetGrain>(spec.Dataset);
         DatasetStatus ds;
-        while (true)
+        using (var span = Telemetry.Source.StartActivity("dataset"))
         {
-            ds = await dataset.Prepare();
-            if (ds.Phase is JobPhase.Done or JobPhase.Failed) break;
-            await Task.Delay(Poll);
+            while (true)
+            {
+                ds = await dataset.Prepare();
+                if (ds.Phase is JobPhase.Done or JobPhase.Failed) break;
+                await Task.Delay(Poll);
+            }
+            span?.SetTag("fairmedfm.data_hash", ds.DataHash);
         }
         if (ds.Phase == JobPhase.Failed) return Fail(spec, ds.Error ?? "dataset failed to load", started);
 
@@ -102,22 +122,36 @@ public sealed class ExperimentGrain(
 
         // Usages that train inside the backbone (lora) read images, not the embedding cache.
         EmbeddingStatus? es = null;
+        bool cacheHit = false;
         if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
         {
             _stage = "embeddings";
             var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
-            while (true)
+            using (var span = Telemetry.Source.StartActivity("embedding"))
             {
-                es = await usage.EnsureEmbeddings();
-                _done = es.Done; _total = es.Total;
-                if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
-                await Task.Delay(Poll);
+                bool waited = false;
+                while (true)
+                {
+                    es = await usage.EnsureEmbeddings();
+                    _done = es.Done; _total = es.Total;
+                    if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
+                    waited = true;
+                    await Task.Delay(Poll);
+                }
+                // A hit: the backbone did not run for this request (the entry was on disk, or computed for another cell).
+                cacheHit = es.CacheHit || !waited;
+                span?.SetTag("fairmedfm.cache_hit", cacheHit);
+                span?.SetTag("fairmedfm.embedding_key", es.EmbeddingKey);
             }
             if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
         }
 
         _stage = "queued";
+        var device = new KeyValuePair<string, object?>("device", slots.Device);
+        Telemetry.CellsQueued.Add(1);
         await slots.WaitAsync();
+        Telemetry.CellsQueued.Add(-1);
+        Telemetry.SlotsBusy.Add(1, device);
         try
         {
             _stage = "training";
@@ -126,10 +160,10 @@ public sealed class ExperimentGrain(
                 if (es is null) return runner.RunWithEmbeddings(spec, null);
                 var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
                           ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
-                return runner.RunWithEmbeddings(spec, emb with { CacheHit = es.CacheHit });
+                return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit });
             });
         }
-        finally { slots.Release(); }
+        finally { slots.Release(); Telemetry.SlotsBusy.Add(-1, device); }
     }
 
     private CellResult Fail(CellSpec spec, string error, DateTimeOffset started)
@@ -142,7 +176,7 @@ public sealed class ExperimentGrain(
     public static CellSummary ToSummary(CellResult r, string? resultFile) => new(
         r.CellId, r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset), r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed,
         r.Status == "done" ? JobPhase.Done : JobPhase.Failed, r.Error,
-        (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined)),
+        (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined, kv.Value.Lower, kv.Value.Upper)),
         (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSizeDto(g.Group, g.N, g.Positives, g.Negatives)).ToList(),
         resultFile);
 }

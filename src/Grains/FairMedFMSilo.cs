@@ -5,9 +5,11 @@ using Microsoft.Extensions.DependencyInjection;
 namespace FairMedFM.Grains;
 
 /// <summary>Limits how many trainings run at once in a silo, so cells queue instead of oversubscribing the device.</summary>
-public sealed class TrainingSlots(int slots)
+public sealed class TrainingSlots(int slots, string device = "cpu")
 {
     public int Count { get; } = Math.Max(1, slots);
+    /// <summary>The device these slots stand for ("cpu", "cuda:0", …): recorded on spans and metrics.</summary>
+    public string Device { get; } = device;
     private readonly SemaphoreSlim _gate = new(Math.Max(1, slots), Math.Max(1, slots));
     public Task WaitAsync(CancellationToken ct = default) => _gate.WaitAsync(ct);
     public void Release() => _gate.Release();
@@ -19,12 +21,14 @@ public static class FairMedFMSilo
     public const string StorageName = "fairmedfm";
 
     /// <summary>Registers the engine services the grains use. Storage is in-memory here; durable storage is configured by the host.</summary>
-    public static ISiloBuilder AddFairMedFM(this ISiloBuilder silo, Workspace workspace, int trainingSlots = 1, bool memoryStorage = true)
+    public static ISiloBuilder AddFairMedFM(this ISiloBuilder silo, Workspace workspace, int trainingSlots = 1, bool memoryStorage = true, string device = "cpu")
     {
         if (memoryStorage) silo.AddMemoryGrainStorage(StorageName);
+        // Trace context crosses grain calls, so a cell's spans join its sweep's trace.
+        silo.AddActivityPropagation();
         silo.Services.AddSingleton(workspace);
         silo.Services.AddSingleton(new CellRunner(workspace));
-        silo.Services.AddSingleton(new TrainingSlots(trainingSlots));
+        silo.Services.AddSingleton(new TrainingSlots(trainingSlots, device));
         return silo;
     }
 }

@@ -8,16 +8,19 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
     private volatile int _done, _total;
     private EmbeddingStatus? _final;
     private DateTime _failedAt;
+    private string? _stamp;
 
     public Task<EmbeddingStatus> EnsureEmbeddings()
     {
-        if (_final is { Phase: JobPhase.Done }) return Task.FromResult(_final);
+        var (card, model, norm) = GrainKeys.ParseModelUsage(this.GetPrimaryKeyString());
+        // Finished embeddings hold while the dataset is unchanged; edited data gets its own (content-addressed) entry.
+        if (_final is { Phase: JobPhase.Done } && _stamp == Engine.DatasetCatalog.Stamp(card)) return Task.FromResult(_final);
         // Every caller sees a failure for a while; a request after that retries (weights may have been added meanwhile).
         if (_final is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < DatasetGrain.FailureHold) return Task.FromResult(_final);
         if (_work is null || _work.IsCompleted)
         {
             _final = null;
-            var (card, model, norm) = GrainKeys.ParseModelUsage(this.GetPrimaryKeyString());
+            _stamp = Engine.DatasetCatalog.Stamp(card);
             var progress = new Progress(this);
             _work = ComputeAsync(card, model, norm, progress);
         }

@@ -23,6 +23,10 @@ public static class SweepDriver
     {
         var specs = grid.Expand();
         var aggregator = AggregatorKeyFor(grid);
+        // The root of the sweep's trace: every cell span joins it through the grain calls below.
+        using var activity = FairMedFM.Engine.Telemetry.Source.StartActivity("sweep", System.Diagnostics.ActivityKind.Client);
+        activity?.SetTag("fairmedfm.grid", grid.Name);
+        activity?.SetTag("fairmedfm.cells", specs.Count);
         var poll = pollInterval ?? TimeSpan.FromMilliseconds(300);
         var statuses = new Dictionary<string, CellStatus>();
         foreach (var spec in specs.DistinctBy(s => s.CellId))

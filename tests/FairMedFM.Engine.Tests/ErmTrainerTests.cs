@@ -70,7 +70,7 @@ public class SeededInitTests
     }
 
     [Fact]
-    public void The_linear_probe_is_unaffected_by_other_threads_drawing_from_the_global_generator()
+    public async Task The_linear_probe_is_unaffected_by_other_threads_drawing_from_the_global_generator()
     {
         var train = LinearProbeTrainerTests.Synthetic(120, 16, 0.7, seed: 11);
         var val = LinearProbeTrainerTests.Synthetic(40, 16, 0.7, seed: 12);
@@ -96,7 +96,7 @@ public class SeededInitTests
         finally
         {
             stop.Cancel();
-            noise.Wait();
+            await noise;
         }
     }
 }

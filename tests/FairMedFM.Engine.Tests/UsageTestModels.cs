@@ -36,6 +36,14 @@ internal static class UsageTestModels
     /// <summary>A workspace whose weights folder is the golden CLIP folder (read only).</summary>
     public static Workspace ClipWorkspace(TempDir tmp) => new(tmp.Sub("cache"), ClipDir);
 
+    public static VitConfig VitConfig { get; } = new() { ImgSize = 32, PatchSize = 8, EmbedDim = 64, Depth = 2, NumHeads = 4, NumClasses = 0 };
+
+    public static ModelCard VitCard { get; } = new()
+    {
+        Id = Vit, Family = VitModelZoo.FamilyTimmVit, Vit = VitConfig, FeatureDim = 64, ImageSize = 32,
+        NormalizationKind = "dataset", LoraTargets = ["qkv"], Source = "tiny timm VisionTransformer, seeded random weights",
+    };
+
     private static readonly Lazy<bool> Registered = new(() =>
     {
         var cfg = ClipConfig;
@@ -53,14 +61,6 @@ internal static class UsageTestModels
 
     /// <summary>Registers the test cards (once per process).</summary>
     public static void Register() => _ = Registered.Value;
-
-    public static VitConfig VitConfig { get; } = new() { ImgSize = 32, PatchSize = 8, EmbedDim = 64, Depth = 2, NumHeads = 4, NumClasses = 0 };
-
-    public static ModelCard VitCard { get; } = new()
-    {
-        Id = Vit, Family = VitModelZoo.FamilyTimmVit, Vit = VitConfig, FeatureDim = 64, ImageSize = 32,
-        NormalizationKind = "dataset", LoraTargets = ["qkv"], Source = "tiny timm VisionTransformer, seeded random weights",
-    };
 
     /// <summary>A tiny timm ViT (img 32, patch 8, width 64, depth 2) with weights drawn from its own generator: the same every time.</summary>
     public static VitImageEncoder<VisionTransformer> TinyVitEncoder(ulong seed = 1234)

@@ -2,11 +2,22 @@ using FairMedFM.Engine.Config;
 
 namespace FairMedFM.Engine.Cells;
 
-/// <summary>A metric as written to results: a number, or null with the reason it is undefined (never 0, never a bare NaN).</summary>
-public sealed record MetricEntry(double? Value, string? Undefined = null, string? Detail = null)
+/// <summary>A metric as written to results: a number, or null with the reason it is undefined (never 0, never a bare NaN);
+/// <see cref="Lower"/>/<see cref="Upper"/> are its bootstrap confidence bounds when the cell computed them (absent in results
+/// written before intervals existed, which still read).</summary>
+public sealed record MetricEntry(double? Value, string? Undefined = null, string? Detail = null, double? Lower = null, double? Upper = null)
 {
-    public override string ToString() => Value is { } v ? v.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture) : $"undefined ({Undefined})";
+    public override string ToString()
+    {
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        if (Value is not { } v) return $"undefined ({Undefined})";
+        var s = v.ToString("0.0000", ci);
+        return Lower is { } lo && Upper is { } hi ? $"{s} [{lo.ToString("0.0000", ci)}, {hi.ToString("0.0000", ci)}]" : s;
+    }
 }
+
+/// <summary>How a cell's confidence intervals were computed.</summary>
+public sealed record IntervalInfo(int Resamples, string Method, double Level, long Seed, bool ClusteredByPatient, int Units);
 
 public sealed record GroupResult(string Group, int N, int Positives, int Negatives, IReadOnlyDictionary<string, MetricEntry> Values);
 
@@ -37,6 +48,8 @@ public sealed record CellResult
     public GroupResult? Overall { get; init; }
     public IReadOnlyList<GroupResult>? Groups { get; init; }
     public string? PredictionsFile { get; init; }
+    /// <summary>Bootstrap settings behind <see cref="MetricEntry.Lower"/>/<see cref="MetricEntry.Upper"/>; null when none were computed.</summary>
+    public IntervalInfo? Intervals { get; init; }
     public DateTimeOffset StartedUtc { get; init; }
     public DateTimeOffset FinishedUtc { get; init; }
     public string EngineVersion { get; init; } = typeof(CellResult).Assembly.GetName().Version?.ToString() ?? "0";

@@ -94,25 +94,32 @@ public sealed class CellRunner(Workspace workspace)
 
             var probe = UsageRunner.Train(Workspace, spec, data, emb, train, val, test, ct);
 
+            using var evaluation = Telemetry.Source.StartActivity("evaluation");
             var testGroups = split.Test.Select(i => data.Samples[i].Groups[spec.Attribute]).ToArray();
-            var rule = spec.Metrics.Threshold switch { "youden" => ThresholdRule.Youden, "fixed" => ThresholdRule.Fixed, _ => ThresholdRule.BestF1 };
-            ClassificationReport report;
+            var testPatients = split.Test.Select(i => data.Samples[i].PatientId).ToArray();
+            var rule = spec.Metrics.Rule;
+            MetricsOptions options;
+            double? frozen;
             string chosenOn;
             if (spec.Metrics.Mode == "reference")
             {
-                report = ClassificationMetrics.Evaluate(probe.TestProbs, test.Labels, testGroups,
-                    new MetricsOptions(MetricsMode.Reference, ThresholdRule.BestF1, spec.Metrics.EceBins));
+                options = new MetricsOptions(MetricsMode.Reference, ThresholdRule.BestF1, spec.Metrics.EceBins);
+                frozen = null;
                 chosenOn = "test";
             }
             else
             {
                 if (val.Labels.Distinct().Count() < 2 && rule != ThresholdRule.Fixed)
                     throw new InvalidOperationException("the validation split has a single class, so no threshold can be chosen on it; use more data or metrics.threshold: fixed");
-                var thr = ClassificationMetrics.ChooseThreshold(probe.ValProbs, val.Labels, rule);
-                report = ClassificationMetrics.Evaluate(probe.TestProbs, test.Labels, testGroups,
-                    new MetricsOptions(MetricsMode.Default, rule, spec.Metrics.EceBins), thr);
+                options = new MetricsOptions(MetricsMode.Default, rule, spec.Metrics.EceBins, spec.Metrics.Specificity);
+                frozen = ClassificationMetrics.ChooseThreshold(probe.ValProbs, val.Labels, options);
                 chosenOn = "validation";
             }
+            var (report, intervals) = EvaluateWithIntervals(probe.TestProbs, test.Labels, testGroups, testPatients, options, frozen, spec.Metrics, spec.Seed);
+
+            evaluation?.SetTag("fairmedfm.threshold", report.Threshold);
+            evaluation?.SetTag("fairmedfm.threshold_chosen_on", chosenOn);
+            evaluation?.Stop();
 
             var predictionsFile = Results.PredictionsPathFor(spec.CellId);
             WritePredictions(predictionsFile, data, split, probe, spec.Attribute);
@@ -125,9 +132,11 @@ public sealed class CellRunner(Workspace workspace)
                 Sizes = new SplitSizes(split.Train.Length, split.Validation.Length, split.Test.Length),
                 Threshold = report.Threshold, ThresholdChosenOn = chosenOn,
                 SelectedEpoch = probe.History.Count > 0 ? probe.SelectedEpoch : null, History = probe.History,
-                Summary = report.Summary.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value)),
-                Overall = ToGroup(report.Overall),
-                Groups = report.Groups.Select(ToGroup).ToList(),
+                Summary = report.Summary.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value, intervals?.Summary.GetValueOrDefault(kv.Key))),
+                Overall = ToGroup(report.Overall, intervals?.Overall),
+                Groups = report.Groups.Select(g => ToGroup(g, intervals?.Groups.GetValueOrDefault(g.Group))).ToList(),
+                Intervals = intervals is null ? null : new IntervalInfo(intervals.Options.Resamples, spec.Metrics.Ci, intervals.Options.Level,
+                    intervals.Options.Seed, intervals.Clustered, intervals.Units),
                 PredictionsFile = predictionsFile,
                 StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
             };
@@ -142,11 +151,34 @@ public sealed class CellRunner(Workspace workspace)
         }
     }
 
-    public static MetricEntry ToEntry(MetricValue v) =>
-        v.IsDefined ? new MetricEntry(v.Value) : new MetricEntry(null, v.Reason.ToString(), v.Detail);
+    /// <summary>
+    /// The test-set report and, when <c>metrics.bootstrap</c> &gt; 0, bootstrap intervals of every summary and per-group
+    /// value: resampling stratified by group × label and clustered by patient, seeded by the cell's seed; a frozen
+    /// (validation) threshold stays frozen, a threshold chosen on the test set (reference mode) is chosen again per resample.
+    /// </summary>
+    public static (ClassificationReport Report, ClassificationBootstrapReport? Intervals) EvaluateWithIntervals(float[] probs, int[] labels,
+        string[] groups, string[] patients, MetricsOptions options, double? threshold, MetricsConfig config, int seed)
+    {
+        if (config.Bootstrap <= 0) return (ClassificationMetrics.Evaluate(probs, labels, groups, options, threshold), null);
+        var b = Bootstrap.Classification(probs, labels, groups, options,
+            new BootstrapOptions(config.Bootstrap, seed, config.Ci == "bca" ? CiMethod.Bca : CiMethod.Percentile, config.CiLevel),
+            threshold, patients);
+        return (b.Estimate, b);
+    }
 
-    private static GroupResult ToGroup(GroupReport g) =>
-        new(g.Group, g.Counts.N, g.Counts.Positives, g.Counts.Negatives, g.Values.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value)));
+    public static MetricEntry ToEntry(MetricValue v) => ToEntry(v, null);
+
+    public static MetricEntry ToEntry(MetricValue v, ConfidenceInterval? ci)
+    {
+        if (!v.IsDefined) return new MetricEntry(null, v.Reason.ToString(), v.Detail);
+        return ci is { IsDefined: true }
+            ? new MetricEntry(v.Value, Detail: v.Detail ?? (ci.Detail is null ? null : "interval: " + ci.Detail), Lower: ci.Lower, Upper: ci.Upper)
+            : new MetricEntry(v.Value, Detail: v.Detail);
+    }
+
+    private static GroupResult ToGroup(GroupReport g, IReadOnlyDictionary<string, ConfidenceInterval>? cis) =>
+        new(g.Group, g.Counts.N, g.Counts.Positives, g.Counts.Negatives,
+            g.Values.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value, cis?.GetValueOrDefault(kv.Key))));
 
     /// <summary>Per-sample predictions with their group labels: what a user needs to recompute any metric or drill into a cell.</summary>
     private static void WritePredictions(string path, LoadedDataset data, DataSplit split, TrainedProbe probe, string attribute)

@@ -1,3 +1,5 @@
+using FairMedFM.Metrics;
+
 namespace FairMedFM.Engine.Config;
 
 /// <summary>
@@ -41,16 +43,38 @@ public sealed record TrainingConfig
 public sealed record MetricsConfig
 {
     public string Mode { get; init; } = "default";
-    /// <summary>"best-f1", "youden" or "fixed" (0.5).</summary>
+    /// <summary>"best-f1", "youden", "fixed" (0.5) or "fixed-specificity" (at <see cref="Specificity"/>).</summary>
     public string Threshold { get; init; } = "best-f1";
     public int EceBins { get; init; } = 10;
+    /// <summary>Specificity target of the "fixed-specificity" threshold rule.</summary>
+    public double Specificity { get; init; } = 0.9;
+    /// <summary>Bootstrap resamples for confidence intervals of every summary and per-group value (stratified by group ×
+    /// label, clustered by patient); 0 disables them. 200 keeps the demo fast; use ≥ 1,000 for publication.</summary>
+    public int Bootstrap { get; init; } = 200;
+    /// <summary>"percentile" or "bca".</summary>
+    public string Ci { get; init; } = "percentile";
+    /// <summary>Two-sided confidence level.</summary>
+    public double CiLevel { get; init; } = 0.95;
 
     public void Validate()
     {
         if (Mode is not ("default" or "reference")) throw new ConfigException($"metrics.mode '{Mode}' is not one of: default, reference");
-        if (Threshold is not ("best-f1" or "youden" or "fixed")) throw new ConfigException($"metrics.threshold '{Threshold}' is not one of: best-f1, youden, fixed");
+        if (Threshold is not ("best-f1" or "youden" or "fixed" or "fixed-specificity")) throw new ConfigException($"metrics.threshold '{Threshold}' is not one of: best-f1, youden, fixed, fixed-specificity");
         if (EceBins < 1) throw new ConfigException("metrics.ece_bins must be ≥ 1");
+        if (!(Specificity > 0 && Specificity <= 1)) throw new ConfigException($"metrics.specificity must be in (0, 1] (got {Specificity})");
+        if (Bootstrap < 0) throw new ConfigException($"metrics.bootstrap must be ≥ 0 (0 disables intervals; got {Bootstrap})");
+        if (Ci is not ("percentile" or "bca")) throw new ConfigException($"metrics.ci '{Ci}' is not one of: percentile, bca");
+        if (!(CiLevel > 0 && CiLevel < 1)) throw new ConfigException($"metrics.ci_level must be in (0, 1) (got {CiLevel})");
     }
+
+    [System.Text.Json.Serialization.JsonIgnore, YamlDotNet.Serialization.YamlIgnore]
+    public ThresholdRule Rule => Threshold switch
+    {
+        "youden" => ThresholdRule.Youden,
+        "fixed" => ThresholdRule.Fixed,
+        "fixed-specificity" => ThresholdRule.FixedSpecificity,
+        _ => ThresholdRule.BestF1,
+    };
 }
 
 /// <summary>Patient-level split fractions; the split is stratified by label and seeded by the cell's seed.</summary>

@@ -61,12 +61,19 @@ public sealed class EmbeddingStore(string directory)
         CancellationToken ct = default)
     {
         var key = KeyFor(data.DataHash, weightsHash, preprocessing.Id, normalization.Id);
+        using var activity = Telemetry.Source.StartActivity("embedding.compute");
+        activity?.SetTag("fairmedfm.dataset", data.Card.Name);
+        activity?.SetTag("fairmedfm.model", modelId);
+        activity?.SetTag("fairmedfm.embedding_key", key);
         var gate = Locks.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
         gate.Wait(ct);
         try
         {
             var cached = TryLoad(key);
+            activity?.SetTag("fairmedfm.cache_hit", cached is not null);
+            Telemetry.CacheLookups.Add(1, new KeyValuePair<string, object?>("hit", cached is not null));
             if (cached is not null) { progress?.Report((cached.Count, cached.Count)); return cached; }
+            var started = System.Diagnostics.Stopwatch.StartNew();
 
             using var encoder = encoderFactory();
             var n = data.Samples.Count;
@@ -90,9 +97,12 @@ public sealed class EmbeddingStore(string directory)
                     throw new InvalidOperationException($"encoder {modelId} returned shape [{string.Join(",", feats.shape)}], expected [{count},{dim}]");
                 feats.data<float>().CopyTo(values.AsSpan(start * dim, count * dim));
                 Interlocked.Add(ref _forwardImages, count);
+                Telemetry.EmbeddedImages.Add(count, new KeyValuePair<string, object?>("model", modelId));
                 progress?.Report((start + count, n));
             }
 
+            Telemetry.EmbeddingRate.Record(n / Math.Max(1e-9, started.Elapsed.TotalSeconds), new KeyValuePair<string, object?>("model", modelId));
+            activity?.SetTag("fairmedfm.images", n);
             var manifest = new EmbeddingManifest(key, data.DataHash, modelId, weightsHash, preprocessing.Id, normalization.Id, n, dim, DateTimeOffset.UtcNow);
             var bytes = new byte[values.Length * sizeof(float)];
             Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);

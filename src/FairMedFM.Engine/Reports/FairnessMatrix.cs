@@ -14,15 +14,19 @@ public sealed record MatrixInput(string Dataset, string Model, string Usage, str
 
 public sealed record GroupSize(string Group, int N, int Positives, int Negatives);
 
-/// <summary>One dataset × model entry of the matrix, aggregated over seeds. Undefined seeds are counted, not averaged in.</summary>
+/// <summary>One dataset × model entry of the matrix, aggregated over seeds. Undefined seeds are counted, not averaged in.
+/// <see cref="Lower"/>/<see cref="Upper"/>: the bootstrap interval of a single seed, or with several seeds the mean of the
+/// per-seed bounds (null when the cells computed none).</summary>
 public sealed record MatrixCell(string Dataset, string Model, double? Mean, double? Std, int Seeds, int UndefinedSeeds,
-    IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes)
+    IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes, double? Lower = null, double? Upper = null)
 {
     public string Format()
     {
         if (Mean is not { } m) return UndefinedSeeds > 0 ? $"undefined ({string.Join("; ", UndefinedReasons.Distinct())})" : "–";
         var s = m.ToString("0.000", CultureInfo.InvariantCulture);
         if (Seeds > 1 && Std is { } sd) s += " ± " + sd.ToString("0.000", CultureInfo.InvariantCulture);
+        if (Lower is { } lo && Upper is { } hi)
+            s += string.Create(CultureInfo.InvariantCulture, $" [{lo:0.000}, {hi:0.000}]");
         if (UndefinedSeeds > 0) s += $" ({UndefinedSeeds} undefined)";
         return s;
     }
@@ -44,16 +48,23 @@ public static class FairnessMatrix
         {
             var values = new List<double>();
             var reasons = new List<string>();
+            var lows = new List<double>(); var highs = new List<double>();
             foreach (var c in g)
             {
-                if (c.Summary.TryGetValue(metric, out var e) && e.Value is { } v) values.Add(v);
+                if (c.Summary.TryGetValue(metric, out var e) && e.Value is { } v)
+                {
+                    values.Add(v);
+                    if (e.Lower is { } lo && e.Upper is { } hi) { lows.Add(lo); highs.Add(hi); }
+                }
                 else reasons.Add(c.Summary.TryGetValue(metric, out var u) ? u.Undefined ?? "missing" : "not computed");
             }
             double? mean = values.Count > 0 ? values.Average() : null;
             double? std = values.Count > 1 ? Math.Sqrt(values.Sum(v => (v - mean!.Value) * (v - mean.Value)) / (values.Count - 1)) : null;
             // Group sizes of the first seed: splits differ slightly per seed, the sizes tell the reader how much data each group had.
             var sizes = g.OrderBy(c => c.Seed).First().Groups;
-            dict[g.Key] = new MatrixCell(g.Key.Dataset, g.Key.Model, mean, std, values.Count, reasons.Count, reasons, sizes);
+            bool allIntervals = lows.Count > 0 && lows.Count == values.Count;
+            dict[g.Key] = new MatrixCell(g.Key.Dataset, g.Key.Model, mean, std, values.Count, reasons.Count, reasons, sizes,
+                allIntervals ? lows.Average() : null, allIntervals ? highs.Average() : null);
         }
         return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
     }

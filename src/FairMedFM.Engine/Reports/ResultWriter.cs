@@ -12,6 +12,9 @@ public static class ResultWriter
     /// <summary>Metrics printed in the matrix and the Markdown summary (FairMedFM's names).</summary>
     public static readonly string[] HeadlineMetrics = { "overall-auc", "auc-gap", "eod", "worst-auc", "overall-acc", "acc-gap", "eo", "overall-ece", "ece-gap" };
 
+    /// <summary>Further fairness summaries shown in a second table per slice of summary.md.</summary>
+    public static readonly string[] MoreMetrics = { "dp-diff", "dp-ratio", "eqodds-diff", "eqodds-ratio", "eopp-diff", "auc-es", "auc-es-fairclip", "acc-es", "acc-es-fairclip" };
+
     public static void Write(string outputDir, string gridName, IReadOnlyList<CellResult> results)
     {
         Directory.CreateDirectory(outputDir);
@@ -39,7 +42,8 @@ public static class ResultWriter
         var metricKeys = results.Where(r => r.Summary is not null).SelectMany(r => r.Summary!.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
         var header = new List<string> { "cell_id", "dataset", "model", "usage", "method", "attribute", "seed", "status", "error", "threshold", "threshold_chosen_on",
             "n_train", "n_validation", "n_test", "data_hash", "split_hash", "weights_hash", "config_hash", "embedding_key" };
-        foreach (var m in metricKeys) { header.Add(m); header.Add(m + ":undefined"); }
+        foreach (var m in metricKeys) { header.Add(m); header.Add(m + ":undefined"); header.Add(m + ":lo"); header.Add(m + ":hi"); }
+        header.Add("ci_resamples"); header.Add("ci_method"); header.Add("ci_level");
         var rows = results.Select(r =>
         {
             var row = new List<string> { r.CellId, r.DatasetName ?? r.Spec.Dataset, r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute,
@@ -49,8 +53,9 @@ public static class ResultWriter
             foreach (var m in metricKeys)
             {
                 var e = r.Summary is not null && r.Summary.TryGetValue(m, out var x) ? x : null;
-                row.Add(F(e?.Value)); row.Add(e?.Undefined ?? "");
+                row.Add(F(e?.Value)); row.Add(e?.Undefined ?? ""); row.Add(F(e?.Lower)); row.Add(F(e?.Upper));
             }
+            row.Add(r.Intervals?.Resamples.ToString(CultureInfo.InvariantCulture) ?? ""); row.Add(r.Intervals?.Method ?? ""); row.Add(F(r.Intervals?.Level));
             return row;
         });
         WriteCsv(path, header, rows);
@@ -60,7 +65,7 @@ public static class ResultWriter
     {
         var valueKeys = results.SelectMany(r => (r.Groups ?? Array.Empty<GroupResult>()).SelectMany(g => g.Values.Keys)).Distinct().Order(StringComparer.Ordinal).ToList();
         var header = new List<string> { "cell_id", "dataset", "model", "usage", "method", "attribute", "seed", "group", "n", "positives", "negatives" };
-        foreach (var k in valueKeys) { header.Add(k); header.Add(k + ":undefined"); }
+        foreach (var k in valueKeys) { header.Add(k); header.Add(k + ":undefined"); header.Add(k + ":lo"); header.Add(k + ":hi"); }
         var rows = results.SelectMany(r => (r.Overall is null ? Array.Empty<GroupResult>() : new[] { r.Overall }).Concat(r.Groups ?? Array.Empty<GroupResult>())
             .Select(g =>
             {
@@ -70,7 +75,7 @@ public static class ResultWriter
                 foreach (var k in valueKeys)
                 {
                     var e = g.Values.TryGetValue(k, out var x) ? x : null;
-                    row.Add(F(e?.Value)); row.Add(e?.Undefined ?? "");
+                    row.Add(F(e?.Value)); row.Add(e?.Undefined ?? ""); row.Add(F(e?.Lower)); row.Add(F(e?.Upper));
                 }
                 return row;
             }));
@@ -98,6 +103,11 @@ public static class ResultWriter
         sb.AppendLine();
         sb.AppendLine($"{done.Count} cells done, {failed.Count} failed. Values are means ± sample std over seeds; thresholds are chosen on " +
                       "validation and frozen for test unless the grid asked for reference mode. `undefined` values carry their reason.");
+        var iv = done.Select(r => r.Intervals).FirstOrDefault(i => i is not null);
+        if (iv is not null)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"`[lo, hi]`: {iv.Level:P0} bootstrap interval ({iv.Method}, {iv.Resamples} resamples stratified by group × label" +
+                $"{(iv.ClusteredByPatient ? ", clustered by patient" : "")}); with several seeds, the mean of the per-seed bounds."));
         var inputs = done.Select(MatrixInput.From).ToList();
         var order = results.Select(r => (r.Spec.Usage, r.Spec.Method, r.Spec.Attribute)).Distinct().ToList();
         foreach (var (usage, method, attribute) in order.Where(o => inputs.Any(i => (i.Usage, i.Method, i.Attribute) == o)))
@@ -105,16 +115,20 @@ public static class ResultWriter
             sb.AppendLine();
             sb.AppendLine($"## {usage} · {method} · attribute `{attribute}`");
             sb.AppendLine();
-            var slices = HeadlineMetrics.Select(m => FairnessMatrix.Build(inputs, usage, method, attribute, m)).ToList();
-            sb.AppendLine($"| dataset | model | {string.Join(" | ", HeadlineMetrics)} | test groups: n (+pos/−neg) |");
-            sb.AppendLine($"|---|---|{string.Concat(HeadlineMetrics.Select(_ => "---|"))}---|");
-            foreach (var d in slices[0].Datasets)
-            foreach (var m in slices[0].Models)
+            foreach (var (metrics, withGroups) in new[] { (HeadlineMetrics, true), (MoreMetrics, false) })
             {
-                if (!slices[0].Cells.TryGetValue((d, m), out var first)) continue;
-                var values = slices.Select(s => s.Cells.TryGetValue((d, m), out var c) ? c.Format() : "–");
-                var groups = string.Join("; ", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"));
-                sb.AppendLine($"| {Md(d)} | {Md(m)} | {string.Join(" | ", values.Select(Md))} | {Md(groups)} |");
+                if (!withGroups) sb.AppendLine();
+                var slices = metrics.Select(m => FairnessMatrix.Build(inputs, usage, method, attribute, m)).ToList();
+                sb.AppendLine($"| dataset | model | {string.Join(" | ", metrics)} |{(withGroups ? " test groups: n (+pos/−neg) |" : "")}");
+                sb.AppendLine($"|---|---|{string.Concat(metrics.Select(_ => "---|"))}{(withGroups ? "---|" : "")}");
+                foreach (var d in slices[0].Datasets)
+                foreach (var m in slices[0].Models)
+                {
+                    if (!slices[0].Cells.TryGetValue((d, m), out var first)) continue;
+                    var values = slices.Select(s => s.Cells.TryGetValue((d, m), out var c) ? c.Format() : "–");
+                    var groups = string.Join("; ", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"));
+                    sb.AppendLine($"| {Md(d)} | {Md(m)} | {string.Join(" | ", values.Select(Md))} |{(withGroups ? $" {Md(groups)} |" : "")}");
+                }
             }
         }
         if (failed.Count > 0)

@@ -56,9 +56,18 @@ public static class ErmTrainer
         cfg.Validate();
         var classWeights = ClassWeights(trainLabels, cfg);
 
-        using var scope = torch.NewDisposeScope();
         var trainable = model.TrainableParameters();
         if (trainable.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires a gradient");
+        var device = trainable[0].Param.device;
+
+        using var activity = Telemetry.Source.StartActivity("training");
+        activity?.SetTag("fairmedfm.optimizer", cfg.Optimizer);
+        activity?.SetTag("fairmedfm.epochs", cfg.Epochs);
+        activity?.SetTag("fairmedfm.device", device.type == DeviceType.CUDA ? $"cuda:{device.index}" : "cpu");
+        activity?.SetTag("fairmedfm.trainable_parameters", trainable.Sum(p => p.Param.numel()));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long steps = 0;
+        using var scope = torch.NewDisposeScope();
         var weightParams = new List<Parameter>();
         var noDecayParams = new List<Parameter>();
         foreach (var (_, p) in trainable)
@@ -79,7 +88,6 @@ public static class ErmTrainer
             _ => throw new ConfigException($"unknown optimizer {cfg.Optimizer}"),
         };
 
-        var device = trainable[0].Param.device;
         var yTrain = OnDevice(torch.tensor(trainLabels.Select(l => (long)l).ToArray()), device);
         var yVal = OnDevice(torch.tensor(valLabels.Select(l => (long)l).ToArray()), device);
         var w = OnDevice(torch.tensor(classWeights.Select(v => (float)v).ToArray()).clone(), device);
@@ -115,9 +123,16 @@ public static class ErmTrainer
                 lossSum += loss.item<float>(); batches++;
             }
 
+            steps += batches;
+            Telemetry.TrainingSteps.Add(batches);
+
             model.SetTraining(false);
             double valLoss = ValidationLoss(model, yVal, w, lossFn);
             history.Add(new EpochLog(epoch, lr, lossSum / Math.Max(1, batches), valLoss));
+            activity?.AddEvent(new System.Diagnostics.ActivityEvent("epoch", tags: new System.Diagnostics.ActivityTagsCollection
+            {
+                ["epoch"] = epoch, ["lr"] = lr, ["train_loss"] = lossSum / Math.Max(1, batches), ["val_loss"] = valLoss,
+            }));
 
             if (cfg.Selection == "val-loss" && valLabels.Length > 0 && valLoss < bestVal)
             {
@@ -133,6 +148,8 @@ public static class ErmTrainer
             foreach (var (name, p) in trainable) p.copy_(best[name]);
         }
         else bestEpoch = cfg.Epochs - 1;
+        activity?.SetTag("fairmedfm.selected_epoch", bestEpoch);
+        Telemetry.TrainingStepRate.Record(steps / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
         model.SetTraining(false);
         return new ErmFit(bestEpoch, history, classWeights);
     }

@@ -152,6 +152,25 @@ internal static class Core
         return MetricValue.Of(bestThr);
     }
 
+    /// <summary>The lowest distinct score t with TNR(p &gt; t) ≥ <paramref name="target"/>: the most sensitive threshold that still
+    /// meets the specificity target. Undefined without negatives.</summary>
+    internal static MetricValue FixedSpecificitySorted<T>(ReadOnlySpan<T> p, ReadOnlySpan<int> y, ReadOnlySpan<int> order, double target)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (order.Length == 0) return MetricValue.Undefined(UndefinedReason.EmptyGroup);
+        var (thrDesc, _, fpDesc) = DescendingCurve(p, y, order);
+        int m = thrDesc.Length;
+        long neg = fpDesc[m - 1];
+        if (neg == 0) return MetricValue.Undefined(UndefinedReason.NoNegatives, "a specificity target needs negatives");
+        double best = thrDesc[0];
+        for (int d = 1; d < m; d++)
+        {
+            double tnr = 1.0 - (double)fpDesc[d - 1] / neg;
+            if (tnr >= target) best = thrDesc[d]; else break;
+        }
+        return MetricValue.Of(best);
+    }
+
     internal static ConfusionCounts Confusion<T>(ReadOnlySpan<T> p, ReadOnlySpan<int> y, ReadOnlySpan<int> idx, double threshold)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -240,18 +259,7 @@ internal static class Core
             if (x < mn) mn = x;
             if (x > mx) mx = x;
         }
-        var edges = new double[bins + 1];
-        if (mn == mx)
-        {
-            mn -= mn != 0 ? 0.001 * Math.Abs(mn) : 0.001;
-            mx += mx != 0 ? 0.001 * Math.Abs(mx) : 0.001;
-            Linspace(mn, mx, edges);
-        }
-        else
-        {
-            Linspace(mn, mx, edges);
-            edges[0] -= (mx - mn) * 0.001;
-        }
+        var edges = PandasCutEdges(mn, mx, bins);
 
         var sum = new T[bins];
         var comp = new T[bins];
@@ -282,6 +290,25 @@ internal static class Core
             den += w;
         }
         return MetricValue.Of(num / den);
+    }
+
+    /// <summary>pandas.cut(x, bins) edges for data range [mn, mx] (numpy 1.x): widened around a constant value, else the first
+    /// edge lowered by 0.1 % of the range.</summary>
+    internal static double[] PandasCutEdges(double mn, double mx, int bins)
+    {
+        var edges = new double[bins + 1];
+        if (mn == mx)
+        {
+            mn -= mn != 0 ? 0.001 * Math.Abs(mn) : 0.001;
+            mx += mx != 0 ? 0.001 * Math.Abs(mx) : 0.001;
+            Linspace(mn, mx, edges);
+        }
+        else
+        {
+            Linspace(mn, mx, edges);
+            edges[0] -= (mx - mn) * 0.001;
+        }
+        return edges;
     }
 
     /// <summary>numpy.linspace(start, stop, len) with endpoint: start + k·step, last value exactly stop.</summary>

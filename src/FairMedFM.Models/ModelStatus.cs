@@ -1,0 +1,43 @@
+namespace FairMedFM.Models;
+
+/// <summary>What `fairmedfm models list` says of a card: how its family was verified, and whether its weights are here.</summary>
+public sealed record ModelAvailability(ModelCard Card, string Verification, string Weights, bool Available, string? WeightsPath);
+
+public static class ModelStatus
+{
+    /// <summary>
+    /// How each family's port was checked against the original implementation (golden fixtures in ../shared/golden,
+    /// or an independent runtime on the same file). A family missing here is not verified and says so.
+    /// </summary>
+    public static string Verification(ModelCard card) => card.Family switch
+    {
+        _ when card.Id == OnnxResNetImporter.ModelId => "verified: = ONNX Runtime on the packaged ONNX (≤1e-4)",
+        "resnet" => "verified: torchvision golden (resnet18/resnet50)",
+        "clip" => "verified: openai/CLIP golden (clip_vit, clip_rn, tokenizer)",
+        Vit.VitModelZoo.FamilyTimmVit => "verified: timm 1.0.3 golden (timm_vit_cls/map/avg)",
+        Vit.VitModelZoo.FamilyDinoV2 => "verified: DINOv2 golden (dinov2_vit)",
+        Vit.VitModelZoo.FamilySamVit => "verified: segment-anything golden (sam_vit image encoder)",
+        var f => $"not verified (family '{f}')",
+    };
+
+    /// <summary>Packaged, found in the weights folder (with its path), or missing (with the expected file name).</summary>
+    public static ModelAvailability Check(ModelCard card, string? weightsDir)
+    {
+        var verification = Verification(card);
+        if (card.WeightsFile is null) return new(card, verification, "packaged", true, null);
+        try
+        {
+            var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
+            return new(card, verification, "found: " + Path.GetFileName(path), true, path);
+        }
+        catch (FileNotFoundException)
+        {
+            return new(card, verification, $"missing: expected {card.WeightsFile}" +
+                (card.WeightsFileAlternatives.Count > 0 ? $" (or {string.Join(", ", card.WeightsFileAlternatives)})" : ""), false, null);
+        }
+        catch (InvalidDataException e)
+        {
+            return new(card, verification, "unusable: " + e.Message, false, null);
+        }
+    }
+}

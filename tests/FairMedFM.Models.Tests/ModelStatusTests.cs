@@ -1,0 +1,33 @@
+namespace FairMedFM.Models.Tests;
+
+public class ModelStatusTests
+{
+    [Fact]
+    public void Packaged_found_and_missing_weights_are_told_apart()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "fmfm-status-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var packaged = ModelStatus.Check(ModelZoo.GetCard(OnnxResNetImporter.ModelId), dir);
+            Assert.True(packaged.Available);
+            Assert.Equal("packaged", packaged.Weights);
+            Assert.StartsWith("verified", packaged.Verification);
+
+            var r18 = ModelZoo.GetCard("resnet18");
+            var missing = ModelStatus.Check(r18, dir);
+            Assert.False(missing.Available);
+            Assert.Contains("missing: expected resnet18-f37072fd.pth", missing.Weights);
+            Assert.Null(missing.WeightsPath);
+
+            File.WriteAllBytes(Path.Combine(dir, "resnet18.safetensors"), new byte[16]); // an alternative name counts
+            var found = ModelStatus.Check(r18, dir);
+            Assert.True(found.Available);
+            Assert.Equal(Path.Combine(dir, "resnet18.safetensors"), found.WeightsPath);
+
+            // Every card of the zoo belongs to a family whose port was checked against its reference.
+            Assert.All(ModelZoo.Cards, c => Assert.StartsWith("verified", ModelStatus.Verification(c)));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
