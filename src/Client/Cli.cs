@@ -74,6 +74,7 @@ public sealed class Cli
         models.Subcommands.Add(list);
         root.Subcommands.Add(models);
         root.Subcommands.Add(EvaluateCommand());
+        root.Subcommands.Add(ReportCommand.Build(_console));
         return root;
     }
 

@@ -80,9 +80,20 @@ public static class ModelCatalog
     public static ModelCard? TryCard(string modelId) =>
         Registered.TryGetValue(modelId, out var r) ? r.Card : ModelZoo.Cards.FirstOrDefault(c => c.Id == modelId);
 
-    public static ModelCard Card(string modelId) =>
-        TryCard(modelId)
-        ?? throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()))})");
+    /// <summary>
+    /// A card registered in code (<see cref="Register"/>), else a built-in card, else (with a workspace) a user's ONNX
+    /// card <c>&lt;weights&gt;/&lt;id&gt;/onnx-card.json</c> for an FM exported to ONNX that has no port here.
+    /// </summary>
+    public static ModelCard Card(string modelId, Workspace? ws = null)
+    {
+        var card = TryCard(modelId);
+        if (card is not null) return card;
+        if (ws?.WeightsDir is { Length: > 0 } wd && modelId.IndexOfAny(['/', '\\']) < 0 &&
+            File.Exists(Path.Combine(wd, modelId, FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName)))
+            return ModelZoo.ResolveCard(modelId, wd);
+        throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()))}; " +
+                                    $"or declare an ONNX model in <weights>/{modelId}/{FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName})");
+    }
 
     /// <summary>Hash of the weights the encoder will load, memoised per process (hashing a checkpoint is not free).</summary>
     public static string WeightsHash(string modelId, Workspace ws)

@@ -17,6 +17,10 @@ public static class ModelStatus
         Vit.VitModelZoo.FamilyTimmVit => "verified: timm 1.0.3 golden (timm_vit_cls/map/avg)",
         Vit.VitModelZoo.FamilyDinoV2 => "verified: DINOv2 golden (dinov2_vit)",
         Vit.VitModelZoo.FamilySamVit => "verified: segment-anything golden (sam_vit image encoder)",
+        // No Hugging Face reference outputs can be had here: the key map is checked by round trips onto a golden-verified module.
+        Hf.HfVisionModels.FamilyDinov2 => "layout-checked: HF key map onto the golden-verified DINOv2",
+        Hf.HfVisionModels.FamilySiglipVision or Hf.HfVisionModels.FamilyClipVision => "layout-checked: HF key map onto the golden-verified timm ViT",
+        Onnx.OnnxImageEncoder.Family => "runs the user's ONNX file in ONNX Runtime (no port)",
         var f => $"not verified (family '{f}')",
     };
 
@@ -24,11 +28,20 @@ public static class ModelStatus
     public static ModelAvailability Check(ModelCard card, string? weightsDir)
     {
         var verification = Verification(card);
-        if (card.WeightsFile is null) return new(card, verification, "packaged", true, null);
+        if (card.WeightsFile is null && card.HfFolder is null) return new(card, verification, "packaged", true, null);
         try
         {
+            if (card.HfFolder is not null)
+            {
+                var (folder, _, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+                return new(card, verification, "found: " + Path.GetFileName(folder) + "/", true, weights);
+            }
             var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
             return new(card, verification, "found: " + Path.GetFileName(path), true, path);
+        }
+        catch (FileNotFoundException) when (card.HfFolder is not null)
+        {
+            return new(card, verification, $"missing: expected folder {card.HfFolder}/ with config.json and model.safetensors", false, null);
         }
         catch (FileNotFoundException)
         {

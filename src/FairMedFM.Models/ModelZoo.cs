@@ -32,6 +32,15 @@ public sealed class ModelCard
     /// <summary>Other accepted file names, tried after <see cref="WeightsFile"/>.</summary>
     public IReadOnlyList<string> WeightsFileAlternatives { get; init; } = [];
 
+    /// <summary>
+    /// Hugging Face families (hf-*): the sub-folder of the weights dir holding the model as the hub has it
+    /// (config.json + model.safetensors, pytorch_model.bin or a sharded *.index.json with its shards).
+    /// </summary>
+    public string? HfFolder { get; init; }
+
+    /// <summary>Family "onnx": the ONNX file and the input/output it is run with (see <see cref="Onnx.OnnxImageEncoder.LoadCard"/>).</summary>
+    public Onnx.OnnxEncoderSpec? Onnx { get; init; }
+
     /// <summary>Where the weights file can be obtained.</summary>
     public string? WeightsUrl { get; init; }
 
@@ -250,6 +259,78 @@ public static class ModelZoo
             ZeroShotLogitScale = new ZeroShotLogitScale(null, Math.Exp(0.01) / Math.Exp(0.07),
                 "FairMedFM models/pubmed_clip.py quirk: logits = e^0.01 / e^0.07 · exp(logit_scale) · cos = e^-0.06 · exp(logit_scale) · cos"),
         },
+        new ModelCard
+        {
+            Id = "rad-dino",
+            Family = Hf.HfVisionModels.FamilyDinov2,
+            DinoV2 = DinoV2Config.VitB14 with { InitValues = 1.0, InterpolateOffset = 0 },
+            FeatureDim = 768,
+            ImageSize = 224,
+            HfFolder = "rad-dino",
+            WeightsUrl = "https://huggingface.co/microsoft/rad-dino (config.json, model.safetensors)",
+            // FairMedFM feeds 224 px normalised per data set (RAD-DINO's own processor resizes to 518).
+            NormalizationKind = "dataset",
+            License = "see the microsoft/rad-dino model card",
+            Source = "transformers Dinov2Model microsoft/rad-dino (ViT-B/14 at 518, layer scale) → DinoVisionTransformer via the HF key " +
+                     "map (query/key/value fused, layer_scale → ls.gamma); fed 224 px, position embeddings resampled by output size as " +
+                     "transformers does; feature = pooler_output (layernormed CLS)",
+        },
+        new ModelCard
+        {
+            Id = "siglip-base",
+            Family = Hf.HfVisionModels.FamilySiglipVision,
+            Vit = new VitConfig { ImgSize = 224, PatchSize = 16, EmbedDim = 768, Depth = 12, NumHeads = 12, MlpHiddenDim = 3072,
+                                  ClassToken = false, GlobalPool = "map", FcNorm = false, NumClasses = 0, Activation = "gelu_tanh" },
+            FeatureDim = 768,
+            ImageSize = 224,
+            HfFolder = "siglip-base",
+            WeightsUrl = "https://huggingface.co/google/siglip-base-patch16-224 (config.json, model.safetensors)",
+            NormalizationKind = "meanstd",
+            Mean = [0.5f, 0.5f, 0.5f],
+            Std = [0.5f, 0.5f, 0.5f],
+            License = "Apache-2.0 (google/siglip-base-patch16-224)",
+            Source = "transformers SiglipModel google/siglip-base-patch16-224 vision tower → timm VisionTransformer (no class token, " +
+                     "'map' pooling, tanh GELU) via the HF key map; feature = get_image_features (the MAP head's pooled output)",
+        },
+        new ModelCard
+        {
+            Id = "medsiglip-448",
+            Family = Hf.HfVisionModels.FamilySiglipVision,
+            Vit = new VitConfig { ImgSize = 448, PatchSize = 14, EmbedDim = 1152, Depth = 27, NumHeads = 16, MlpHiddenDim = 4304,
+                                  ClassToken = false, GlobalPool = "map", FcNorm = false, NumClasses = 0, Activation = "gelu_tanh" },
+            FeatureDim = 1152,
+            // The model's own size: FairMedFM feeds it 224 px (B17), which transformers rejects without
+            // interpolate_pos_encoding; here images are resized to 448.
+            ImageSize = 448,
+            HfFolder = "medsiglip-448",
+            WeightsUrl = "https://huggingface.co/google/medsiglip-448 (gated: accept the Health AI Developer Foundations terms; " +
+                         "config.json, model.safetensors)",
+            NormalizationKind = "meanstd",
+            Mean = [0.5f, 0.5f, 0.5f],
+            Std = [0.5f, 0.5f, 0.5f],
+            License = "Health AI Developer Foundations terms of use (google/medsiglip-448)",
+            Source = "transformers SiglipModel google/medsiglip-448 vision tower (So400m/14 at 448) → timm VisionTransformer via the HF " +
+                     "key map; feature = get_image_features",
+        },
+        new ModelCard
+        {
+            Id = "plip",
+            Family = Hf.HfVisionModels.FamilyClipVision,
+            Vit = new VitConfig { ImgSize = 224, PatchSize = 32, EmbedDim = 768, Depth = 12, NumHeads = 12, MlpHiddenDim = 3072,
+                                  PreNorm = true, ClassToken = true, GlobalPool = "token", Activation = "quick_gelu",
+                                  LayerNormEps = 1e-5, NumClasses = 512, HeadBias = false },
+            FeatureDim = 768,
+            ImageSize = 224,
+            HfFolder = "plip",
+            WeightsUrl = "https://huggingface.co/vinid/plip (config.json, pytorch_model.bin or model.safetensors)",
+            NormalizationKind = "meanstd",
+            Mean = [0.48145466f, 0.4578275f, 0.40821073f],
+            Std = [0.26862954f, 0.26130258f, 0.27577711f],
+            License = "see the vinid/plip model card",
+            Source = "transformers CLIPModel vinid/plip (ViT-B/32) vision tower + visual_projection → timm VisionTransformer (pre-norm, " +
+                     "quick GELU, bias-free head) via the HF key map; feature = pooler_output (768, FairMedFM's declared feat_dim; " +
+                     "its PLIP wrapper returns the ModelOutput itself, B16); image_embeds (512) = the module's forward",
+        },
     ];
 
     public static ModelCard GetCard(string modelId) =>
@@ -297,7 +378,29 @@ public static class ModelZoo
         CreateEncoder(modelId, weightsDir, cacheDir, device: null);
 
     public static IImageEncoder CreateEncoder(string modelId, string? weightsDir, string cacheDir, Device? device)
-        => CreateEncoder(GetCard(modelId), weightsDir, cacheDir, device);
+        => CreateEncoder(ResolveCard(modelId, weightsDir), weightsDir, cacheDir, device);
+
+    /// <summary>
+    /// A built-in card, else a user's ONNX card <c>&lt;weightsDir&gt;/&lt;id&gt;/onnx-card.json</c> (an FM exported to ONNX
+    /// that has no port here).
+    /// </summary>
+    public static ModelCard ResolveCard(string modelId, string? weightsDir)
+    {
+        var builtIn = Cards.FirstOrDefault(c => string.Equals(c.Id, modelId, StringComparison.OrdinalIgnoreCase));
+        if (builtIn is not null) return builtIn;
+        if (!string.IsNullOrEmpty(weightsDir) && modelId.IndexOfAny(['/', '\\']) < 0 && modelId is not ("." or ".."))
+        {
+            var cardPath = Path.Combine(weightsDir, modelId, Onnx.OnnxImageEncoder.CardFileName);
+            if (File.Exists(cardPath))
+            {
+                var card = Onnx.OnnxImageEncoder.LoadCard(cardPath);
+                if (!string.Equals(card.Id, modelId, StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidDataException($"'{cardPath}' declares id '{card.Id}', not '{modelId}'.");
+                return card;
+            }
+        }
+        return GetCard(modelId);
+    }
 
     /// <summary>
     /// The encoder of <paramref name="card"/> (a zoo card or one built by the caller, e.g. a small configuration or a local CLIP variant).
@@ -306,6 +409,8 @@ public static class ModelZoo
     public static IImageEncoder CreateEncoder(ModelCard card, string? weightsDir, string cacheDir, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(card);
+        if (Hf.HfVisionModels.Handles(card)) return Hf.HfVisionModels.CreateEncoder(card, weightsDir, device);
+        if (Onnx.OnnxImageEncoder.Handles(card)) return Onnx.OnnxImageEncoder.Create(card, weightsDir, device);
         if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);
         if (card.Family == "clip") return ClipEncoder.FromCard(card, weightsDir, device);
         if (card.Id == OnnxResNetImporter.ModelId)

@@ -23,11 +23,13 @@ public class ModelZooTests
                 Vit.VitModelZoo.FamilyTimmVit => c.Vit!.EmbedDim,
                 Vit.VitModelZoo.FamilyDinoV2 => c.DinoV2!.EmbedDim,
                 Vit.VitModelZoo.FamilySamVit => c.SamVit!.EmbedDim,
+                Hf.HfVisionModels.FamilyDinov2 => c.DinoV2!.EmbedDim,
+                Hf.HfVisionModels.FamilySiglipVision or Hf.HfVisionModels.FamilyClipVision => c.Vit!.EmbedDim,
                 _ => throw new Xunit.Sdk.XunitException($"card {c.Id}: unknown family {c.Family}"),
             };
             Assert.Equal(configDim, c.FeatureDim);
             if (c.Family == "clip") Assert.Equal(c.Clip!.ImageResolution, c.ImageSize);
-            Assert.Equal(224, c.ImageSize);
+            Assert.Equal(c.Id == "medsiglip-448" ? 448 : 224, c.ImageSize);
             Assert.Contains(c.NormalizationKind, new[] { "model-mean-image", "dataset", "meanstd" });
         }
         Assert.Null(ModelZoo.GetCard("resnet18-imagenet-cntk").WeightsFile);

@@ -24,7 +24,7 @@ public sealed class CellRunner(Workspace workspace)
         IProgress<(int done, int total)>? progress = null, CancellationToken ct = default)
     {
         var data = DatasetCatalog.Get(datasetCard);
-        var card = ModelCatalog.Card(modelId);
+        var card = ModelCatalog.Card(modelId, Workspace);
         var norm = ModelCatalog.Normalization(card, data.Card, normalization);
         var pre = ModelCatalog.Preprocessing(card);
         var weightsHash = ModelCatalog.WeightsHash(modelId, Workspace);

@@ -69,8 +69,8 @@ public static class ClipUsages
     /// <summary>Fails early (before any embedding is computed) when the model has no text tower or the card no prompts.</summary>
     public static void Validate(CellSpec spec, LoadedDataset data)
     {
-        var card = ModelCatalog.Card(spec.Model);
-        if (card.ZeroShotLogitScale is null)
+        // Cards only a workspace can resolve (a user's ONNX card) are checked when the text side is built.
+        if (ModelCatalog.TryCard(spec.Model) is { ZeroShotLogitScale: null })
             throw new ConfigException($"model '{spec.Model}' has no text tower (not a CLIP-style model); usage {spec.Usage} needs one");
         if (data.Card.ZeroShot is null)
             throw new ConfigException($"dataset card {data.Card.SourceFile} has no zero_shot block (text_template and class_names [class 0, class 1]), " +
@@ -83,7 +83,7 @@ public static class ClipUsages
     /// </summary>
     public static ZeroShotText Text(Workspace ws, string modelId, DatasetCard dataset, string usage = "clip-zs", CancellationToken ct = default)
     {
-        var card = ModelCatalog.Card(modelId);
+        var card = ModelCatalog.Card(modelId, ws);
         var zsScale = card.ZeroShotLogitScale
             ?? throw new ConfigException($"model '{modelId}' has no text tower (not a CLIP-style model); usage {usage} needs one");
         var zs = dataset.ZeroShot

@@ -42,14 +42,14 @@ public static class LoraUsage
     }
 
     /// <summary>The cell's effective settings; throws "not LoRA-eligible" for a card without lora_targets.</summary>
-    public static LoraSettings Settings(CellSpec spec) => LoraConfig.Resolve(ModelCatalog.Card(spec.Model), spec.Lora);
+    public static LoraSettings Settings(CellSpec spec, Workspace? ws = null) => LoraConfig.Resolve(ModelCatalog.Card(spec.Model, ws), spec.Lora);
 
     /// <summary>Runs a lora cell's training on the dataset's images; returns P(y=1) for validation and test (merged weights).</summary>
     public static TrainedProbe Train(Workspace ws, CellSpec spec, LoadedDataset data, SplitData train, SplitData val, SplitData test,
         CancellationToken ct = default)
     {
-        var card = ModelCatalog.Card(spec.Model);
-        var settings = Settings(spec);
+        var card = ModelCatalog.Card(spec.Model, ws);
+        var settings = Settings(spec, ws);
         var images = new ImageBatches(data, ModelCatalog.Preprocessing(card), ModelCatalog.Normalization(card, data.Card, spec.Normalization));
         using var encoder = ModelCatalog.CreateEncoder(spec.Model, ws);
         if (encoder is not IAdaptableImageEncoder adaptable)

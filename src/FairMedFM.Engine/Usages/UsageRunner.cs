@@ -25,7 +25,8 @@ public static class UsageRunner
                 ClipUsages.Validate(spec, data);
                 break;
             case "lora":
-                LoraUsage.Settings(spec);
+                // Cards only a workspace can resolve (a user's ONNX card) are checked when the cell trains.
+                if (ModelCatalog.TryCard(spec.Model) is { } card) LoraConfig.Resolve(card, spec.Lora);
                 break;
         }
     }

@@ -33,6 +33,30 @@ public sealed record VitConfig
     public bool? FcNorm { get; init; }
 
     public bool UseFcNorm => FcNorm ?? GlobalPool == "avg";
+
+    /// <summary>LayerNorm eps of every norm (timm's ViTs 1e-6; OpenAI CLIP 1e-5).</summary>
+    public double LayerNormEps { get; init; } = VitOps.LayerNormEps;
+
+    /// <summary>timm act_layer of the blocks' MLPs: "gelu" (exact), "gelu_tanh" (SigLIP) or "quick_gelu" (OpenAI CLIP).</summary>
+    public string Activation { get; init; } = "gelu";
+
+    /// <summary>
+    /// Activation of the 'map' pool's MLP; null = <see cref="Activation"/> (as HF SigLIP's head and later timm, which
+    /// passes act_layer to AttentionPoolLatent). Set "gelu" to reproduce a timm that builds the pool with its default
+    /// exact GELU whatever act_layer is.
+    /// </summary>
+    public string? AttnPoolActivation { get; init; }
+
+    /// <summary>MLP hidden width (blocks and 'map' pool); null = (long)(EmbedDim · MlpRatio). SigLIP So400m: 4304.</summary>
+    public int? MlpHiddenDim { get; init; }
+
+    /// <summary>timm pre_norm: a LayerNorm (<c>norm_pre</c>) after the position embedding, and no patch-embed bias (CLIP).</summary>
+    public bool PreNorm { get; init; }
+
+    /// <summary>Whether the classifier <c>head</c> has a bias (HF CLIP's visual_projection has none).</summary>
+    public bool HeadBias { get; init; } = true;
+
+    public long MlpHidden => MlpHiddenDim ?? (long)(EmbedDim * MlpRatio);
     public int GridSize => ImgSize / PatchSize;
     public int NumPatches => GridSize * GridSize;
     public int NumPrefixTokens => ClassToken ? 1 : 0;
@@ -50,6 +74,8 @@ public sealed record VitConfig
             throw new ArgumentException($"img_size {ImgSize} must be a positive multiple of patch_size {PatchSize}.");
         if (EmbedDim % NumHeads != 0) throw new ArgumentException($"embed_dim {EmbedDim} not divisible by num_heads {NumHeads}.");
         if (Depth < 0 || NumClasses < 0) throw new ArgumentException("depth and num_classes must be >= 0.");
+        VitOps.CheckActivation(Activation);
+        if (AttnPoolActivation is not null) VitOps.CheckActivation(AttnPoolActivation);
     }
 }
 
@@ -71,7 +97,8 @@ public sealed class AttentionPoolLatent : nn.Module<Tensor, Tensor>, IAttentionK
     private readonly long _heads, _headDim;
     private readonly double _scale;
 
-    public AttentionPoolLatent(string name, long embedDim, long numHeads, double mlpRatio = 4.0, bool qkvBias = true) : base(name)
+    public AttentionPoolLatent(string name, long embedDim, long numHeads, double mlpRatio = 4.0, bool qkvBias = true,
+                               double eps = VitOps.LayerNormEps, string activation = "gelu", long? mlpHidden = null) : base(name)
     {
         if (embedDim % numHeads != 0) throw new ArgumentException($"embed_dim {embedDim} not divisible by num_heads {numHeads}.");
         _heads = numHeads;
@@ -81,8 +108,8 @@ public sealed class AttentionPoolLatent : nn.Module<Tensor, Tensor>, IAttentionK
         q = nn.Linear(embedDim, embedDim, hasBias: qkvBias);
         kv = nn.Linear(embedDim, embedDim * 2, hasBias: qkvBias);
         proj = nn.Linear(embedDim, embedDim);
-        norm = VitOps.Norm(embedDim);
-        mlp = new Mlp("mlp", embedDim, (long)(embedDim * mlpRatio));
+        norm = VitOps.Norm(embedDim, eps);
+        mlp = new Mlp("mlp", embedDim, mlpHidden ?? (long)(embedDim * mlpRatio), activation: activation);
         RegisterComponents();
     }
 
@@ -113,6 +140,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     private readonly PatchEmbed patch_embed;
     private readonly Parameter? cls_token;
     private readonly Parameter pos_embed;
+    private readonly LayerNorm? norm_pre;
     private readonly ModuleList<VitBlock> blocks;
     private readonly LayerNorm? norm;
     private readonly AttentionPoolLatent? attn_pool;
@@ -130,15 +158,22 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
         config.Validate();
         Config = config;
         long d = config.EmbedDim;
-        patch_embed = new PatchEmbed("patch_embed", config.PatchSize, config.InChans, d);
+        double eps = config.LayerNormEps;
+        // timm: bias=not pre_norm ("disable bias if pre-norm is used (e.g. CLIP)").
+        patch_embed = new PatchEmbed("patch_embed", config.PatchSize, config.InChans, d, bias: !config.PreNorm);
         cls_token = config.ClassToken ? new Parameter(zeros(1, 1, d)) : null;
         pos_embed = new Parameter(zeros(1, config.NumPatches + config.NumPrefixTokens, d));
+        norm_pre = config.PreNorm ? VitOps.Norm(d, eps) : null;
         blocks = nn.ModuleList(Enumerable.Range(0, config.Depth)
-            .Select(i => new VitBlock($"{i}", d, config.NumHeads, config.MlpRatio, config.QkvBias, config.InitValues)).ToArray());
-        norm = config.UseFcNorm ? null : VitOps.Norm(d);
-        attn_pool = config.GlobalPool == "map" ? new AttentionPoolLatent("attn_pool", d, config.NumHeads, config.MlpRatio) : null;
-        fc_norm = config.UseFcNorm ? VitOps.Norm(d) : null;
-        head = config.NumClasses > 0 ? nn.Linear(d, config.NumClasses) : null;
+            .Select(i => new VitBlock($"{i}", d, config.NumHeads, config.MlpRatio, config.QkvBias, config.InitValues,
+                                      eps, config.Activation, config.MlpHidden)).ToArray());
+        norm = config.UseFcNorm ? null : VitOps.Norm(d, eps);
+        attn_pool = config.GlobalPool == "map"
+            ? new AttentionPoolLatent("attn_pool", d, config.NumHeads, config.MlpRatio, eps: eps,
+                                      activation: config.AttnPoolActivation ?? config.Activation, mlpHidden: config.MlpHidden)
+            : null;
+        fc_norm = config.UseFcNorm ? VitOps.Norm(d, eps) : null;
+        head = config.NumClasses > 0 ? nn.Linear(d, config.NumClasses, hasBias: config.HeadBias) : null;
         RegisterComponents();
     }
 
@@ -169,6 +204,7 @@ public sealed class VisionTransformer : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var y = AddPosEmbed(EmbedPatches(x));
+        if (norm_pre is not null) y = norm_pre.forward(y);
         foreach (var blk in blocks) y = blk.forward(y);
         if (norm is not null) y = norm.forward(y);
         return y.MoveToOuterDisposeScope();

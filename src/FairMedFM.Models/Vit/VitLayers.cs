@@ -35,7 +35,21 @@ public static class VitOps
             if (m is IAttentionKernel a) a.UseFusedAttention = fused;
     }
 
-    internal static LayerNorm Norm(long dim) => nn.LayerNorm(dim, eps: LayerNormEps);
+    internal static LayerNorm Norm(long dim, double eps = LayerNormEps) => nn.LayerNorm(dim, eps: eps);
+
+    /// <summary>timm act_layer names this port supports: "gelu" (exact, erf), "gelu_tanh" (SigLIP), "quick_gelu" (OpenAI CLIP).</summary>
+    internal static void CheckActivation(string act)
+    {
+        if (act is not ("gelu" or "gelu_tanh" or "quick_gelu"))
+            throw new NotSupportedException($"activation '{act}' is not supported (gelu, gelu_tanh, quick_gelu).");
+    }
+
+    internal static Tensor Activate(Tensor x, string act) => act switch
+    {
+        "gelu_tanh" => nn.functional.gelu(x, GELU.Approximate.tanh),
+        "quick_gelu" => x.mul(x.mul(1.702).sigmoid()),
+        _ => nn.functional.gelu(x),
+    };
 
     internal static string Shape(Tensor t) => "[" + string.Join(",", t.shape) + "]";
 }
@@ -47,14 +61,20 @@ public interface IAttentionKernel
     bool UseFusedAttention { get; set; }
 }
 
-/// <summary>timm/DINOv2 <c>Mlp</c>: fc1 → exact (erf) GELU → fc2 (dropout 0, no norm).</summary>
+/// <summary>
+/// timm/DINOv2 <c>Mlp</c>: fc1 → activation → fc2 (dropout 0, no norm). The activation is exact (erf) GELU unless
+/// timm's act_layer says gelu_tanh (SigLIP) or quick_gelu (OpenAI CLIP).
+/// </summary>
 public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear fc1;
     private readonly Linear fc2;
+    private readonly string _act;
 
-    public Mlp(string name, long inFeatures, long hiddenFeatures, bool bias = true) : base(name)
+    public Mlp(string name, long inFeatures, long hiddenFeatures, bool bias = true, string activation = "gelu") : base(name)
     {
+        VitOps.CheckActivation(activation);
+        _act = activation;
         fc1 = nn.Linear(inFeatures, hiddenFeatures, hasBias: bias);
         fc2 = nn.Linear(hiddenFeatures, inFeatures, hasBias: bias);
         RegisterComponents();
@@ -63,7 +83,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return fc2.forward(nn.functional.gelu(fc1.forward(x))).MoveToOuterDisposeScope();
+        return fc2.forward(VitOps.Activate(fc1.forward(x), _act)).MoveToOuterDisposeScope();
     }
 }
 
@@ -132,14 +152,15 @@ public sealed class VitBlock : nn.Module<Tensor, Tensor>
     private readonly Mlp mlp;
     private readonly LayerScale? ls2;
 
-    public VitBlock(string name, long dim, long numHeads, double mlpRatio = 4.0, bool qkvBias = true, double? initValues = null)
+    public VitBlock(string name, long dim, long numHeads, double mlpRatio = 4.0, bool qkvBias = true, double? initValues = null,
+                    double eps = VitOps.LayerNormEps, string activation = "gelu", long? mlpHidden = null)
         : base(name)
     {
-        norm1 = VitOps.Norm(dim);
+        norm1 = VitOps.Norm(dim, eps);
         attn = new VitAttention("attn", dim, numHeads, qkvBias);
         ls1 = initValues is { } iv1 ? new LayerScale("ls1", dim, iv1) : null;
-        norm2 = VitOps.Norm(dim);
-        mlp = new Mlp("mlp", dim, (long)(dim * mlpRatio));
+        norm2 = VitOps.Norm(dim, eps);
+        mlp = new Mlp("mlp", dim, mlpHidden ?? (long)(dim * mlpRatio), activation: activation);
         ls2 = initValues is { } iv2 ? new LayerScale("ls2", dim, iv2) : null;
         RegisterComponents();
     }

@@ -1,0 +1,189 @@
+using System.Globalization;
+using FairMedFM.Engine.Cells;
+
+namespace FairMedFM.Engine.Reports;
+
+public enum MetricDirection { HigherIsBetter, LowerIsBetter, Unknown }
+
+/// <summary>How a metric reads: its label, which direction is better and what it means.</summary>
+public sealed record MetricInfo(string Key, string Label, MetricDirection Direction, string Meaning)
+{
+    public string DirectionText => Direction switch
+    {
+        MetricDirection.HigherIsBetter => "higher is better",
+        MetricDirection.LowerIsBetter => "lower is better",
+        _ => "direction not declared",
+    };
+}
+
+/// <summary>FairMedFM's summary metrics (the names in results.json) with their direction.</summary>
+public static class MetricCatalog
+{
+    private static readonly Dictionary<string, MetricInfo> Known = new MetricInfo[]
+    {
+        new("overall-auc", "AUC", MetricDirection.HigherIsBetter, "overall test AUC (utility)"),
+        new("overall-acc", "ACC", MetricDirection.HigherIsBetter, "overall test accuracy at the chosen threshold"),
+        new("overall-bce", "BCE", MetricDirection.LowerIsBetter, "overall binary cross-entropy"),
+        new("overall-ece", "ECE", MetricDirection.LowerIsBetter, "overall expected calibration error"),
+        new("worst-auc", "worst-group AUC", MetricDirection.HigherIsBetter, "lowest AUC over the groups"),
+        new("auc-gap", "AUC gap", MetricDirection.LowerIsBetter, "max − min AUC over groups"),
+        new("acc-gap", "ACC gap", MetricDirection.LowerIsBetter, "max − min accuracy over groups"),
+        new("bce-gap", "BCE gap", MetricDirection.LowerIsBetter, "max − min BCE over groups"),
+        new("ece-gap", "ECE gap", MetricDirection.LowerIsBetter, "max − min ECE over groups"),
+        new("eod", "EOD", MetricDirection.HigherIsBetter, "equalized-odds score 1 − (ΔTPR + ΔTNR)/2, 1 = equal"),
+        new("eo", "EO (ΔTPR)", MetricDirection.LowerIsBetter, "max − min TPR over groups"),
+    }.ToDictionary(m => m.Key, StringComparer.Ordinal);
+
+    public static MetricInfo Get(string key) => Known.TryGetValue(key, out var m) ? m : new MetricInfo(key, key, Guess(key), key);
+
+    /// <summary>Unlisted metrics: a gap or error is lower-is-better; otherwise the direction is not declared.</summary>
+    private static MetricDirection Guess(string key) =>
+        key.EndsWith("-gap", StringComparison.Ordinal) || key.Contains("ece", StringComparison.Ordinal) || key.Contains("bce", StringComparison.Ordinal)
+            ? MetricDirection.LowerIsBetter : MetricDirection.Unknown;
+
+    /// <summary>The per-group values shown in the per-group bars.</summary>
+    public static readonly (string Key, string Label)[] GroupBarMetrics = { ("auc", "AUC"), ("acc", "ACC"), ("tpr", "TPR"), ("tnr", "TNR") };
+}
+
+/// <summary>One usage · method · attribute slice of a sweep.</summary>
+public sealed record SliceKey(string Usage, string Method, string Attribute)
+{
+    public string Label => $"{Usage} · {Method} · {Attribute}";
+    public string Slug => ReportText.Slug($"{Usage}-{Method}-{Attribute}");
+}
+
+/// <summary>One seed's value of a metric in a matrix cell.</summary>
+public sealed record SeedValue(int Seed, string CellId, double? Value, string? Undefined, ConfidenceInterval? Ci);
+
+/// <summary>A datasets × models matrix entry: mean ± sd over seeds (from <see cref="FairnessMatrix"/>) and, when the results carry
+/// them, the per-seed CIs averaged over the seeds that have one.</summary>
+public sealed record ReportMatrixCell(string Dataset, string Model, MatrixCell Stats, IReadOnlyList<SeedValue> Seeds)
+{
+    public ConfidenceInterval? Ci
+    {
+        get
+        {
+            var cis = Seeds.Where(s => s.Value is not null && s.Ci is not null).Select(s => s.Ci!).ToList();
+            return cis.Count == 0 ? null : new ConfidenceInterval(cis.Average(c => c.Lower), cis.Average(c => c.Upper), cis[0].Level);
+        }
+    }
+
+    public int CiSeeds => Seeds.Count(s => s.Value is not null && s.Ci is not null);
+
+    /// <summary>Value text: "0.572 ± 0.055", "undefined (NoPositives)" (never 0), with "(1 of 3 undefined)" when some seeds are.</summary>
+    public string ValueText => Stats.Format();
+
+    public string CiText => Ci is { } c ? (Seeds.Count > 1 ? $"CI {c.Format()} (mean of {CiSeeds})" : $"CI {c.Format()}") : "no CI";
+}
+
+public sealed record ReportMatrix(SliceKey Slice, MetricInfo Metric, IReadOnlyList<string> Datasets, IReadOnlyList<string> Models,
+    IReadOnlyDictionary<(string Dataset, string Model), ReportMatrixCell> Cells);
+
+/// <summary>One (dataset, model) point of a utility–fairness trade-off plot.</summary>
+public sealed record TradeOffPoint(string Dataset, string Model, ReportMatrixCell X, ReportMatrixCell Y)
+{
+    public bool Defined => X.Stats.Mean is not null && Y.Stats.Mean is not null;
+}
+
+public sealed record TradeOff(SliceKey Slice, MetricInfo XMetric, MetricInfo YMetric, IReadOnlyList<TradeOffPoint> Points);
+
+/// <summary>One group's bar values for a chosen cell (the overall row first).</summary>
+public sealed record GroupBarRow(string Group, int N, int Positives, int Negatives, IReadOnlyList<(string Key, MetricEntry? Entry, ConfidenceInterval? Ci)> Values);
+
+public sealed record GroupBars(CellResult Cell, SliceKey Slice, string Dataset, IReadOnlyList<GroupBarRow> Rows);
+
+/// <summary>Everything the figures, tables and exports show, computed once from a <see cref="ReportInput"/>.</summary>
+public sealed class ReportModel
+{
+    public required ReportInput Input { get; init; }
+    public required IReadOnlyList<MetricInfo> Metrics { get; init; }
+    public required IReadOnlyList<SliceKey> Slices { get; init; }
+    public required IReadOnlyList<ReportMatrix> Matrices { get; init; }
+    public required IReadOnlyList<TradeOff> TradeOffs { get; init; }
+    public required IReadOnlyList<GroupBars> Bars { get; init; }
+
+    public static ReportModel Build(ReportInput input, IReadOnlyList<string> metrics, string? cellId = null,
+        string utilityMetric = "overall-auc", string fairnessMetric = "auc-gap")
+    {
+        if (metrics.Count == 0) throw new ReportException("no metrics asked for");
+        var done = input.Done.ToList();
+        var known = done.Where(c => c.Summary is not null).SelectMany(c => c.Summary!.Keys).ToHashSet(StringComparer.Ordinal);
+        if (done.Count > 0)
+            foreach (var m in metrics.Append(utilityMetric).Append(fairnessMetric).Where(m => !known.Contains(m)))
+                throw new ReportException($"metric '{m}' is not in these results; they have: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
+
+        // Slices in the order the sweep listed them (attributes as the grid gave them).
+        var slices = input.Cells.Select(c => new SliceKey(c.Spec.Usage, c.Spec.Method, c.Spec.Attribute)).Distinct()
+            .Where(s => done.Any(c => Key(c) == s)).ToList();
+        var inputs = done.Select(MatrixInput.From).ToList();
+
+        ReportMatrix Matrix(SliceKey s, string metric)
+        {
+            var slice = FairnessMatrix.Build(inputs, s.Usage, s.Method, s.Attribute, metric);
+            var cells = new Dictionary<(string, string), ReportMatrixCell>();
+            foreach (var (k, stats) in slice.Cells)
+            {
+                var seeds = done.Where(c => Key(c) == s && ReportInput.DatasetName(c) == k.Dataset && c.Spec.Model == k.Model).OrderBy(c => c.Spec.Seed)
+                    .Select(c =>
+                    {
+                        var e = c.Summary is not null && c.Summary.TryGetValue(metric, out var x) ? x : null;
+                        return new SeedValue(c.Spec.Seed, c.CellId, e?.Value, e is null ? "not computed" : e.Value is null ? e.Undefined ?? "missing" : null,
+                            input.Intervals(c).Summary(metric));
+                    }).ToList();
+                cells[k] = new ReportMatrixCell(k.Dataset, k.Model, stats, seeds);
+            }
+            return new ReportMatrix(s, MetricCatalog.Get(metric), slice.Datasets, slice.Models, cells);
+        }
+
+        var matrices = slices.SelectMany(s => metrics.Select(m => Matrix(s, m))).ToList();
+        var tradeOffs = slices.Select(s =>
+        {
+            var x = Matrix(s, utilityMetric); var y = Matrix(s, fairnessMetric);
+            var points = x.Datasets.SelectMany(d => x.Models.Select(m => (d, m)))
+                .Where(k => x.Cells.ContainsKey(k) && y.Cells.ContainsKey(k))
+                .Select(k => new TradeOffPoint(k.d, k.m, x.Cells[k], y.Cells[k])).ToList();
+            return new TradeOff(s, x.Metric, y.Metric, points);
+        }).ToList();
+
+        List<CellResult> chosen;
+        if (cellId is not null)
+        {
+            var hits = input.Cells.Where(c => c.CellId.StartsWith(cellId, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (hits.Count == 0) throw new ReportException($"--cell {cellId}: no cell with this id in {input.Source}");
+            if (hits.Count > 1) throw new ReportException($"--cell {cellId}: {hits.Count} cells start with this id; give more of it");
+            if (hits[0].Status != "done") throw new ReportException($"--cell {cellId}: the cell failed ({hits[0].Error}); it has no per-group values");
+            chosen = hits;
+        }
+        else chosen = slices.Select(s => done.First(c => Key(c) == s)).ToList();
+
+        var bars = chosen.Select(c =>
+        {
+            var ci = input.Intervals(c);
+            GroupBarRow Row(GroupResult g, string ciGroup) => new(g.Group, g.N, g.Positives, g.Negatives,
+                MetricCatalog.GroupBarMetrics.Select(m => (m.Key, g.Values.TryGetValue(m.Key, out var e) ? e : null, ci.Group(ciGroup, m.Key))).ToList());
+            var rows = new List<GroupBarRow>();
+            if (c.Overall is { } o) rows.Add(Row(o with { Group = "overall" }, CellIntervals.OverallGroup));
+            rows.AddRange((c.Groups ?? Array.Empty<GroupResult>()).Select(g => Row(g, g.Group)));
+            return new GroupBars(c, Key(c), ReportInput.DatasetName(c), rows);
+        }).ToList();
+
+        return new ReportModel
+        {
+            Input = input, Metrics = metrics.Select(MetricCatalog.Get).ToList(), Slices = slices, Matrices = matrices, TradeOffs = tradeOffs, Bars = bars,
+        };
+    }
+
+    private static SliceKey Key(CellResult c) => new(c.Spec.Usage, c.Spec.Method, c.Spec.Attribute);
+}
+
+internal static class ReportText
+{
+    public static string F(double v, string fmt = "0.000") => v.ToString(fmt, CultureInfo.InvariantCulture);
+
+    /// <summary>File-name-safe slug: letters, digits, '-', '.'; everything else becomes '_'.</summary>
+    public static string Slug(string s)
+    {
+        var chars = s.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '.' ? ch : '_').ToArray();
+        return new string(chars).Trim('_');
+    }
+}

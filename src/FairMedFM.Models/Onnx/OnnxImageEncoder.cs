@@ -1,0 +1,267 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FairMedFM.Models.Onnx;
+
+/// <summary>How an ONNX FM is run: the file and which of its inputs and outputs the encoder uses.</summary>
+public sealed record OnnxEncoderSpec
+{
+    /// <summary>Absolute path of the .onnx file.</summary>
+    public required string OnnxPath { get; init; }
+
+    /// <summary>Input name; null = the model's only image input.</summary>
+    public string? Input { get; init; }
+
+    /// <summary>Output name; null = the model's first output.</summary>
+    public string? Output { get; init; }
+
+    /// <summary>
+    /// How the chosen output becomes one vector per image: "flatten" (default: [B, D], [B, D, 1, 1] …), "cls" (token 0
+    /// of [B, T, D]) or "mean" (mean over T of [B, T, D]).
+    /// </summary>
+    public string Pooling { get; init; } = "flatten";
+}
+
+/// <summary>
+/// <see cref="IImageEncoder"/> over any FM exported to ONNX, run by ONNX Runtime as a frozen encoder. The input's
+/// name, element type and fixed sizes are read from the model: a dynamic batch dimension gets the whole batch in one
+/// run, a fixed batch of 1 (or n) is looped over. The output is the one named in the spec or the model's first.
+/// On a CUDA device the CUDA execution provider is used; that needs the Microsoft.ML.OnnxRuntime.Gpu.Linux package,
+/// which a build with -p:FairMedFMCuda=true references instead of the CPU one.
+/// </summary>
+public sealed class OnnxImageEncoder : IImageEncoder
+{
+    public const string Family = "onnx";
+
+    /// <summary>File name of a user card in the weights folder: &lt;weights&gt;/&lt;id&gt;/onnx-card.json.</summary>
+    public const string CardFileName = "onnx-card.json";
+
+    private readonly InferenceSession _session;
+    private readonly string _input;
+    private readonly string _output;
+    private readonly long[] _inputDims;
+    private readonly long _fixedBatch; // 0 = dynamic
+    private readonly string _pooling;
+    private bool _disposed;
+
+    public string ModelId { get; }
+    public int FeatureDim { get; }
+    public string WeightsHash { get; }
+    public OnnxEncoderSpec Spec { get; }
+    public IReadOnlyList<string> InputNames => _session.InputMetadata.Keys.ToList();
+    public IReadOnlyList<string> OutputNames => _session.OutputMetadata.Keys.ToList();
+
+    public OnnxImageEncoder(string modelId, OnnxEncoderSpec spec, int? featureDim = null, Device? device = null, int intraOpThreads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (!File.Exists(spec.OnnxPath)) throw new FileNotFoundException($"ONNX file of model '{modelId}' not found: '{spec.OnnxPath}'.", spec.OnnxPath);
+        if (spec.Pooling is not ("flatten" or "cls" or "mean"))
+            throw new ArgumentException($"Model '{modelId}': pooling '{spec.Pooling}' is not flatten, cls or mean.");
+        ModelId = modelId;
+        Spec = spec;
+        _pooling = spec.Pooling;
+        _session = new InferenceSession(spec.OnnxPath, CreateSessionOptions(device, intraOpThreads));
+        try
+        {
+            var inputs = _session.InputMetadata;
+            if (spec.Input is { } inName)
+            {
+                if (!inputs.ContainsKey(inName))
+                    throw new ArgumentException($"Model '{modelId}': no input '{inName}'; inputs: {string.Join(", ", inputs.Keys)}.");
+                _input = inName;
+            }
+            else if (inputs.Count == 1) _input = inputs.Keys.Single();
+            else throw new ArgumentException($"Model '{modelId}' has inputs {string.Join(", ", inputs.Keys)}: name the image input.");
+            var im = inputs[_input];
+            if (im.ElementDataType != TensorElementType.Float)
+                throw new NotSupportedException($"Model '{modelId}': input '{_input}' is {im.ElementDataType}, only float32 inputs are supported.");
+            _inputDims = im.Dimensions.Select(d => (long)d).ToArray();
+            if (_inputDims.Length != 4 || (_inputDims[1] > 0 && _inputDims[1] != 3))
+                throw new NotSupportedException($"Model '{modelId}': input '{_input}' has shape [{string.Join(",", _inputDims)}], expected [B,3,H,W].");
+            _fixedBatch = _inputDims[0] > 0 ? _inputDims[0] : 0;
+
+            var outputs = _session.OutputMetadata;
+            _output = spec.Output ?? outputs.Keys.First();
+            if (!outputs.ContainsKey(_output))
+                throw new ArgumentException($"Model '{modelId}': no output '{_output}'; outputs: {string.Join(", ", outputs.Keys)}.");
+            int? declared = PerSampleSize(outputs[_output].Dimensions);
+            if (featureDim is { } fd && declared is { } dd && fd != dd)
+                throw new ArgumentException($"Model '{modelId}': the card says feature_dim {fd} but output '{_output}' gives {dd}.");
+            FeatureDim = featureDim ?? declared ?? ProbeFeatureDim();
+            WeightsHash = WeightLoader.FileSha256(spec.OnnxPath);
+        }
+        catch
+        {
+            _session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Session options: CPU, or the CUDA execution provider when <paramref name="device"/> is a CUDA device (then the
+    /// GPU build of ONNX Runtime must be the one referenced, see the class remarks).
+    /// </summary>
+    public static SessionOptions CreateSessionOptions(Device? device, int intraOpThreads = 0)
+    {
+        var o = new SessionOptions { InterOpNumThreads = 1 };
+        if (intraOpThreads > 0) o.IntraOpNumThreads = intraOpThreads;
+        if (device is { type: DeviceType.CUDA })
+        {
+            try
+            {
+                o.AppendExecutionProvider_CUDA(Math.Max(0, device.index));
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                o.Dispose();
+                throw new NotSupportedException(
+                    "ONNX Runtime's CUDA execution provider is not available: build with -p:FairMedFMCuda=true (references " +
+                    "Microsoft.ML.OnnxRuntime.Gpu.Linux) on a machine with CUDA 12 and cuDNN 9. " + e.Message, e);
+            }
+        }
+        return o;
+    }
+
+    // Elements per sample of the pooled output, when the metadata fixes them.
+    private int? PerSampleSize(int[] dims)
+    {
+        var rest = dims.Skip(1).ToArray();
+        if (_pooling != "flatten")
+        {
+            if (rest.Length != 2) throw new NotSupportedException($"Model '{ModelId}': pooling '{_pooling}' needs a [B, T, D] output, '{_output}' has rank {dims.Length}.");
+            return rest[1] > 0 ? rest[1] : null;
+        }
+        return rest.All(d => d > 0) ? rest.Aggregate(1, (a, b) => a * b) : null;
+    }
+
+    private int ProbeFeatureDim()
+    {
+        long h = _inputDims[2] > 0 ? _inputDims[2] : 224, w = _inputDims[3] > 0 ? _inputDims[3] : 224;
+        using var x = zeros(1, 3, h, w);
+        using var f = Run(x);
+        return (int)f.shape[1];
+    }
+
+    public Tensor Encode(Tensor images)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (images.dim() != 4 || images.shape[1] != 3)
+            throw new ArgumentException($"Encode expects [B,3,H,W], got [{string.Join(",", images.shape)}].", nameof(images));
+        for (int d = 2; d < 4; d++)
+            if (_inputDims[d] > 0 && images.shape[d] != _inputDims[d])
+                throw new ArgumentException($"Model '{ModelId}' takes {_inputDims[2]}×{_inputDims[3]} images, got {images.shape[2]}×{images.shape[3]}.");
+        using var scope = NewDisposeScope();
+        var x = images.detach().to(float32).cpu().contiguous();
+        long b = x.shape[0];
+        Tensor result;
+        if (_fixedBatch == 0) result = Run(x);
+        else
+        {
+            var parts = new List<Tensor>();
+            for (long s = 0; s < b; s += _fixedBatch)
+            {
+                long n = Math.Min(_fixedBatch, b - s);
+                var chunk = x.narrow(0, s, n);
+                if (n < _fixedBatch) chunk = cat([chunk, zeros(_fixedBatch - n, x.shape[1], x.shape[2], x.shape[3])], 0);
+                parts.Add(Run(chunk).narrow(0, 0, n));
+            }
+            result = cat(parts, 0);
+        }
+        if (result.shape[1] != FeatureDim)
+            throw new InvalidOperationException($"Model '{ModelId}': output gives {result.shape[1]} features per image, expected {FeatureDim}.");
+        if (images.device.type != DeviceType.CPU) result = result.to(images.device);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    // One session run on a contiguous CPU float batch → [n, features].
+    private Tensor Run(Tensor x)
+    {
+        var data = x.data<float>().ToArray();
+        using var input = OrtValue.CreateTensorValueFromMemory(data, x.shape);
+        using var ro = new RunOptions();
+        using var outs = _session.Run(ro, [_input], [input], [_output]);
+        var o = outs[0];
+        if (o.GetTensorTypeAndShape().ElementDataType != TensorElementType.Float)
+            throw new NotSupportedException($"Model '{ModelId}': output '{_output}' is not float32.");
+        var shape = o.GetTensorTypeAndShape().Shape;
+        var t = tensor(o.GetTensorDataAsSpan<float>().ToArray(), shape);
+        if (shape.Length == 0 || shape[0] != x.shape[0])
+            throw new InvalidOperationException($"Model '{ModelId}': output '{_output}' has shape [{string.Join(",", shape)}] for a batch of {x.shape[0]}.");
+        return _pooling switch
+        {
+            "cls" => t.select(1, 0),
+            "mean" => t.mean([1]),
+            _ => t.reshape(shape[0], -1),
+        };
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _session.Dispose();
+    }
+
+    // ---- cards ----
+
+    public static bool Handles(ModelCard card) => card.Family == Family;
+
+    public static IImageEncoder Create(ModelCard card, string? weightsDir, Device? device = null)
+    {
+        var spec = card.Onnx ?? throw new InvalidOperationException($"Card '{card.Id}' has no ONNX spec.");
+        return new OnnxImageEncoder(card.Id, spec, card.FeatureDim > 0 ? card.FeatureDim : null, device);
+    }
+
+    private static readonly string[] CardKeys = ["id", "onnx", "input", "output", "pooling", "image_size", "feature_dim", "normalization", "license", "source"];
+
+    /// <summary>
+    /// Reads a user's ONNX model card (JSON). Keys: id, onnx (path, relative to the card), input, output, pooling,
+    /// image_size, feature_dim, normalization ({"kind": "meanstd", "mean": [..], "std": [..]} or {"kind": "dataset"}),
+    /// license, source. Unknown keys are errors.
+    /// </summary>
+    public static ModelCard LoadCard(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model card not found: '{path}'.", path);
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object."); }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+        InvalidDataException Bad(string msg) => new($"ONNX model card '{path}': {msg}");
+        foreach (var (k, _) in o)
+            if (!CardKeys.Contains(k)) throw Bad($"unknown key '{k}' (known: {string.Join(", ", CardKeys)}).");
+        string Req(string k) => o[k]?.GetValue<string>() is { Length: > 0 } v ? v : throw Bad($"'{k}' is required.");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var onnx = Path.GetFullPath(Path.Combine(dir, Req("onnx")));
+        int imageSize = o["image_size"] is { } s ? s.GetValue<int>() : throw Bad("'image_size' is required.");
+        var norm = o["normalization"] as JsonObject ?? throw Bad("'normalization' is required ({\"kind\": \"meanstd\", \"mean\": [..], \"std\": [..]} or {\"kind\": \"dataset\"}).");
+        var kind = norm["kind"]?.GetValue<string>() ?? throw Bad("normalization.kind is required.");
+        float[]? Floats(string k) => norm[k] is JsonArray a ? a.Select(v => v!.GetValue<float>()).ToArray() : null;
+        float[]? mean = Floats("mean"), std = Floats("std");
+        if (kind == "meanstd" && (mean?.Length != 3 || std?.Length != 3 || std.Any(x => x <= 0)))
+            throw Bad("normalization 'meanstd' needs mean and std of 3 values each (std > 0).");
+        if (kind is not ("meanstd" or "dataset")) throw Bad($"normalization.kind '{kind}' is not meanstd or dataset.");
+        return new ModelCard
+        {
+            Id = Req("id"),
+            Family = Family,
+            Onnx = new OnnxEncoderSpec
+            {
+                OnnxPath = onnx,
+                Input = o["input"]?.GetValue<string>(),
+                Output = o["output"]?.GetValue<string>(),
+                Pooling = o["pooling"]?.GetValue<string>() ?? "flatten",
+            },
+            FeatureDim = o["feature_dim"]?.GetValue<int>() ?? 0,
+            ImageSize = imageSize,
+            WeightsFile = null,
+            NormalizationKind = kind,
+            Mean = mean,
+            Std = std,
+            License = o["license"]?.GetValue<string>(),
+            Source = o["source"]?.GetValue<string>() ?? $"ONNX model card {path}",
+        };
+    }
+}
