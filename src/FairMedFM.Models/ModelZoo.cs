@@ -271,6 +271,8 @@ public static class ModelZoo
             // FairMedFM feeds 224 px normalised per data set (RAD-DINO's own processor resizes to 518).
             NormalizationKind = "dataset",
             License = "see the microsoft/rad-dino model card",
+            // FairMedFM's lora_targets for RAD-DINO (HF names); the port fuses them into qkv, adapted by thirds.
+            LoraTargets = ["query", "key", "value"],
             Source = "transformers Dinov2Model microsoft/rad-dino (ViT-B/14 at 518, layer scale) → DinoVisionTransformer via the HF key " +
                      "map (query/key/value fused, layer_scale → ls.gamma); fed 224 px, position embeddings resampled by output size as " +
                      "transformers does; feature = pooler_output (layernormed CLS)",

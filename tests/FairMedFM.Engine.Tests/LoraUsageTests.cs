@@ -108,7 +108,8 @@ public sealed class LoraUsageTests
         Assert.Equal(new LoraSettings(["qkv"], 8, 8, 0), LoraConfig.Resolve(medmae, null));
         Assert.Equal(new LoraSettings(["qkv"], 4, 8, 0), LoraConfig.Resolve(medmae, new LoraConfig { Rank = 4 }));
         Assert.Equal(new LoraSettings(["proj"], 16, 32, 0.1), LoraConfig.Resolve(medmae, new LoraConfig { Rank = 16, Alpha = 32, Dropout = 0.1, Targets = ["proj"] }));
-        foreach (var id in new[] { "clip-vit-b32", "pubmedclip-vit-b32", "resnet18", TinyData.Model, UsageTestModels.Clip })
+        Assert.Equal(new LoraSettings(["query", "key", "value"], 8, 8, 0), LoraConfig.Resolve(ModelZoo.GetCard("rad-dino"), null));
+        foreach (var id in new[] { "clip-vit-b32", "pubmedclip-vit-b32", "resnet18", TinyData.Model, UsageTestModels.Clip, "siglip-base", "medsiglip-448", "plip" })
         {
             var e = Assert.Throws<ConfigException>(() => LoraConfig.Resolve(ModelCatalog.Card(id), new LoraConfig { Targets = ["qkv"] }));
             Assert.Contains($"model '{id}' is not LoRA-eligible", e.Message);

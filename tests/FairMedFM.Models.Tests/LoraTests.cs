@@ -184,8 +184,8 @@ public class LoraTests
         var x = Images(1, img, 9);
         var before = Eval(m, f, x);
 
-        var e = Assert.Throws<ArgumentException>(() => LoraInjector.Apply(m, new LoraSettings(["query"]), 0));
-        Assert.Contains("'query' matches no module", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => LoraInjector.Apply(m, new LoraSettings(["out_proj"]), 0));
+        Assert.Contains("'out_proj' matches no module", e.Message);
         Assert.Contains("qkv", e.Message); // lists what is there
 
         // patch_embed.proj is a Conv2d: not a Linear.
@@ -203,6 +203,84 @@ public class LoraTests
 
         LoraInjector.Apply(m, new LoraSettings(["qkv"]), 0);
         Assert.Contains("already has LoRA", Assert.Throws<InvalidOperationException>(() => LoraInjector.Apply(m, new LoraSettings(["qkv"]), 0)).Message);
+    }
+
+    [Fact]
+    public void Query_key_value_targets_adapt_the_thirds_of_a_fused_qkv_like_separate_adapters()
+    {
+        // RAD-DINO's FairMedFM targets on the DINOv2 port, whose attention fuses q, k, v into one qkv Linear.
+        var (m, img, f, depth) = Tiny("dinov2");
+        using var _m = m;
+        var x = Images(2, img, 41);
+        var baseOut = Eval(m, f, x);
+        var adapters = LoraInjector.Apply(m, new LoraSettings(["query", "key", "value"], Rank: 2, Alpha: 4), seed: 3);
+        Assert.Equal(depth, adapters.Count);
+        Assert.All(adapters, a => Assert.Equal(new[] { "query", "key", "value" }, a.Adapter.Slices.Select(sl => sl.Name)));
+        var trainable = m.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name[(p.name.LastIndexOf('.') + 1)..]).Distinct().Order();
+        Assert.Equal(new[] { "lora_A_key", "lora_A_query", "lora_A_value", "lora_B_key", "lora_B_query", "lora_B_value" }, trainable);
+        Assert.True(TensorAssert.Same(baseOut, Eval(m, f, x)), "B = 0 must leave the model unchanged");
+
+        // One fused adapter with three slices computes what three separate adapters on q, k and v compute.
+        var fused = adapters[0].Adapter;
+        long d = fused.OutFeatures / 3;
+        var g = new Generator(42, CPU);
+        using (no_grad())
+            foreach (var (_, _, b) in fused.Pairs())
+                using (var r = randn(b.shape, generator: g).mul_(0.1)) b.copy_(r);
+        var h = randn(new long[] { 5, fused.InFeatures }, generator: g);
+        fused.eval();
+        using var _ = no_grad();
+        var joint = fused.forward(h);
+        var parts = new List<Tensor>();
+        foreach (var (slice, a, b) in fused.Pairs())
+        {
+            var lin = nn.Linear(fused.InFeatures, d);
+            lin.weight!.copy_(fused.Base.weight!.narrow(0, slice.Start, d));
+            lin.bias!.copy_(fused.Base.bias!.narrow(0, slice.Start, d));
+            var single = new LoraLinear(lin, rank: 2, alpha: 4);
+            single.A.copy_(a);
+            single.B.copy_(b);
+            single.eval();
+            parts.Add(single.forward(h));
+        }
+        Assert.True(MaxDiff(cat(parts, -1), joint) <= 1e-6, $"fused slices vs separate adapters: {MaxDiff(cat(parts, -1), joint):E2}");
+
+        // Merged = unmerged for the sliced adapters too (block 0's B are non-zero now).
+        var unmerged = Eval(m, f, x);
+        Assert.True(MaxDiff(unmerged, baseOut) > 1e-5, "the non-zero B did not change the output");
+        LoraInjector.Merge(m);
+        Assert.True(MaxDiff(unmerged, Eval(m, f, x)) <= 1e-5);
+    }
+
+    [Fact]
+    public void A_subset_of_query_key_value_leaves_the_other_thirds_as_the_base_computes_them()
+    {
+        var (m, _, _, depth) = Tiny("dinov2");
+        using var _m = m;
+        var adapters = LoraInjector.Apply(m, new LoraSettings(["value", "query"]), seed: 0);
+        Assert.Equal(depth, adapters.Count);
+        var a = adapters[0].Adapter;
+        Assert.Equal(new[] { "query", "value" }, a.Slices.Select(sl => sl.Name));
+        long d = a.OutFeatures / 3;
+        var g = new Generator(5, CPU);
+        using var _ = no_grad();
+        foreach (var (_, _, b) in a.Pairs())
+            using (var r = randn(b.shape, generator: g)) b.copy_(r);
+        var h = randn(new long[] { 3, a.InFeatures }, generator: g);
+        a.eval();
+        var y = a.forward(h);
+        var y0 = a.Base.forward(h);
+        Assert.True(TensorAssert.Same(y0.narrow(1, d, d), y.narrow(1, d, d)), "the key third must be the base layer's");
+        Assert.True(MaxDiff(y0.narrow(1, 0, d), y.narrow(1, 0, d)) > 1e-3);
+        Assert.True(MaxDiff(y0.narrow(1, 2 * d, d), y.narrow(1, 2 * d, d)) > 1e-3);
+
+        var (m2, _, _, _) = Tiny("dinov2");
+        using var _m2 = m2;
+        Assert.Contains("both whole and by", Assert.Throws<ArgumentException>(() => LoraInjector.Apply(m2, new LoraSettings(["qkv", "query"]), 0)).Message);
+        var (t, _, _, _) = Tiny("sam");
+        using var _t = t;
+        Assert.Equal(3, LoraInjector.Apply(t, new LoraSettings(["key"]), 0).Count);
+        Assert.Equal(new[] { "query", "key", "value" }, ModelZoo.GetCard("rad-dino").LoraTargets);
     }
 
     [Fact]

@@ -32,6 +32,9 @@ public sealed record LoraSettings(IReadOnlyList<string> Targets, int Rank = 8, d
 /// Applies LoRA to a model the way PEFT's <c>get_peft_model(model, LoraConfig(target_modules=…))</c> does for
 /// Linear targets: every module whose full name equals a target or ends with "." + target is replaced by a
 /// <see cref="LoraLinear"/>; every other parameter of the model is frozen, so only the LoRA A/B matrices train.
+/// The Hugging Face names <c>query</c>, <c>key</c>, <c>value</c>, when the model has no such modules but fused
+/// <c>qkv</c> Linears (RAD-DINO loaded into the DINOv2 port), adapt the corresponding third of each qkv with an
+/// adapter of its own — the same function as PEFT's separate adapters on the three HF projections.
 /// </summary>
 public static class LoraInjector
 {
@@ -49,10 +52,27 @@ public static class LoraInjector
         if (modules.Any(m => m.module is LoraLinear))
             throw new InvalidOperationException($"{model.GetType().Name} already has LoRA adapters; apply LoRA once.");
 
-        var chosen = new List<(string Name, Linear Layer)>();
+        // Module name → the Linear and, for query/key/value mapped onto a fused qkv, the output slices to adapt.
+        var chosen = new List<(string Name, Linear Layer, List<LoraSlice>? Slices)>();
         foreach (var target in settings.Targets)
         {
             var hits = modules.Where(m => Matches(m.name, target)).ToList();
+            if (hits.Count == 0 && FusedQkvIndex(target) is { } third)
+            {
+                // A Hugging Face name (query/key/value) on a port that fuses them: adapt that third of every qkv.
+                foreach (var (name, m) in modules.Where(m => Matches(m.name, "qkv")))
+                {
+                    if (m is not Linear qkv || qkv.out_features % 3 != 0)
+                        throw new ArgumentException($"LoRA target '{target}' would adapt a third of '{name}', which is not a Linear with 3·d outputs");
+                    long d = qkv.out_features / 3;
+                    var entry = chosen.FirstOrDefault(c => c.Name == name);
+                    if (entry.Name is null) chosen.Add(entry = (name, qkv, new List<LoraSlice>()));
+                    if (entry.Slices is null)
+                        throw new ArgumentException($"LoRA targets adapt '{name}' both whole and by its {target} slice; name either qkv or query/key/value");
+                    if (entry.Slices.All(sl => sl.Name != target)) entry.Slices.Add(new LoraSlice(target, third * d, d));
+                }
+                if (chosen.Any(c => c.Slices?.Any(sl => sl.Name == target) == true)) continue;
+            }
             if (hits.Count == 0)
                 throw new ArgumentException(
                     $"LoRA target '{target}' matches no module of {model.GetType().Name} " +
@@ -61,12 +81,15 @@ public static class LoraInjector
             {
                 if (m is not Linear lin)
                     throw new ArgumentException($"LoRA target '{target}' matches '{name}', a {m.GetType().Name}; only Linear modules can be adapted");
-                if (!chosen.Any(c => c.Name == name)) chosen.Add((name, lin));
+                var existing = chosen.FirstOrDefault(c => c.Name == name);
+                if (existing.Name is null) chosen.Add((name, lin, null));
+                else if (existing.Slices is not null)
+                    throw new ArgumentException($"LoRA targets adapt '{name}' both whole and by slices; name either qkv or query/key/value");
             }
         }
 
         // Check every replacement before changing anything, so a refused target leaves the model as it was.
-        foreach (var (name, _) in chosen)
+        foreach (var (name, _, _) in chosen)
         {
             int dot = name.LastIndexOf('.');
             var parent = ModuleSurgery.Resolve(model, dot < 0 ? "" : name[..dot]);
@@ -81,11 +104,11 @@ public static class LoraInjector
         chosen.Sort((a, b) => order[a.Name].CompareTo(order[b.Name]));
         var generator = new Generator((ulong)seed, CPU);
         var adapters = new List<(string, LoraLinear)>();
-        foreach (var (name, lin) in chosen)
+        foreach (var (name, lin, slices) in chosen)
         {
             int dot = name.LastIndexOf('.');
             var parent = ModuleSurgery.Resolve(model, dot < 0 ? "" : name[..dot]);
-            var adapter = new LoraLinear(lin, settings.Rank, settings.Alpha, settings.Dropout, generator);
+            var adapter = new LoraLinear(lin, settings.Rank, settings.Alpha, settings.Dropout, generator, slices);
             ModuleSurgery.ReplaceChild(parent, dot < 0 ? name : name[(dot + 1)..], adapter);
             adapters.Add((name, adapter));
         }
@@ -107,6 +130,12 @@ public static class LoraInjector
     {
         foreach (var (_, a) in Adapters(model)) a.Unmerge();
     }
+
+    /// <summary>
+    /// Hugging Face's separate attention projections, which some ports fuse into one <c>qkv</c> Linear (q, k, v thirds
+    /// in that order, as the key maps concatenate them): their index, or null for any other name.
+    /// </summary>
+    public static int? FusedQkvIndex(string target) => target switch { "query" => 0, "key" => 1, "value" => 2, _ => null };
 
     /// <summary>PEFT's rule for a string target: the full module name equals it or ends with "." + it.</summary>
     public static bool Matches(string moduleName, string target) =>
