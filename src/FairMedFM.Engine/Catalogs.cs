@@ -45,23 +45,53 @@ public static class DatasetCatalog
     }
 }
 
-/// <summary>Resolves a model id to its card, its weights identity and its pre-processing.</summary>
+/// <summary>
+/// Resolves a model id to its card, its encoder, its weights identity and its pre-processing: the zoo's cards plus
+/// any registered in code (<see cref="Register"/>: a local variant, a small configuration for tests).
+/// </summary>
 public static class ModelCatalog
 {
     private static readonly ConcurrentDictionary<string, string> WeightsHashes = new();
+    private static readonly ConcurrentDictionary<string, (ModelCard Card, Func<Workspace, IImageEncoder>? Factory)> Registered = new();
 
     /// <summary>
-    /// A built-in card, else (with a workspace) a user's ONNX card <c>&lt;weights&gt;/&lt;id&gt;/onnx-card.json</c>
-    /// for an FM exported to ONNX that has no port here.
+    /// Makes <paramref name="card"/> usable by id in cells and grids, in this process. Its encoder comes from
+    /// <paramref name="factory"/> when given, else from <see cref="ModelZoo.CreateEncoder(ModelCard, string?, string, TorchSharp.torch.Device?)"/>
+    /// (its family's builder and weights file in the workspace's weights folder). A zoo id cannot be registered;
+    /// registering an id again replaces it.
+    /// </summary>
+    public static void Register(ModelCard card, Func<Workspace, IImageEncoder>? factory = null)
+    {
+        ArgumentNullException.ThrowIfNull(card);
+        if (string.IsNullOrWhiteSpace(card.Id)) throw new ArgumentException("a registered model card needs an id");
+        if (ModelZoo.Cards.Any(c => string.Equals(c.Id, card.Id, StringComparison.OrdinalIgnoreCase)))
+            throw new ArgumentException($"'{card.Id}' is a zoo model; register the card under another id");
+        Registered[card.Id] = (card, factory);
+        foreach (var k in WeightsHashes.Keys.Where(k => k.StartsWith(card.Id + "|", StringComparison.Ordinal))) WeightsHashes.TryRemove(k, out _);
+    }
+
+    /// <summary>Removes a card added by <see cref="Register"/>; false when there was none.</summary>
+    public static bool Unregister(string modelId)
+    {
+        foreach (var k in WeightsHashes.Keys.Where(k => k.StartsWith(modelId + "|", StringComparison.Ordinal))) WeightsHashes.TryRemove(k, out _);
+        return Registered.TryRemove(modelId, out _);
+    }
+
+    public static ModelCard? TryCard(string modelId) =>
+        Registered.TryGetValue(modelId, out var r) ? r.Card : ModelZoo.Cards.FirstOrDefault(c => c.Id == modelId);
+
+    /// <summary>
+    /// A card registered in code (<see cref="Register"/>), else a built-in card, else (with a workspace) a user's ONNX
+    /// card <c>&lt;weights&gt;/&lt;id&gt;/onnx-card.json</c> for an FM exported to ONNX that has no port here.
     /// </summary>
     public static ModelCard Card(string modelId, Workspace? ws = null)
     {
-        var card = ModelZoo.Cards.FirstOrDefault(c => c.Id == modelId);
+        var card = TryCard(modelId);
         if (card is not null) return card;
         if (ws?.WeightsDir is { Length: > 0 } wd && modelId.IndexOfAny(['/', '\\']) < 0 &&
             File.Exists(Path.Combine(wd, modelId, FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName)))
             return ModelZoo.ResolveCard(modelId, wd);
-        throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id))}; " +
+        throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()))}; " +
                                     $"or declare an ONNX model in <weights>/{modelId}/{FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName})");
     }
 
@@ -70,12 +100,15 @@ public static class ModelCatalog
     {
         return WeightsHashes.GetOrAdd($"{modelId}|{ws.WeightsDir}", _ =>
         {
-            using var enc = ModelZoo.CreateEncoder(modelId, ws.WeightsDir, ws.ModelsCacheDir);
+            using var enc = CreateEncoder(modelId, ws);
             return enc.WeightsHash;
         });
     }
 
-    public static IImageEncoder CreateEncoder(string modelId, Workspace ws) => ModelZoo.CreateEncoder(modelId, ws.WeightsDir, ws.ModelsCacheDir);
+    public static IImageEncoder CreateEncoder(string modelId, Workspace ws) =>
+        Registered.TryGetValue(modelId, out var r)
+            ? r.Factory?.Invoke(ws) ?? ModelZoo.CreateEncoder(r.Card, ws.WeightsDir, ws.ModelsCacheDir)
+            : ModelZoo.CreateEncoder(modelId, ws.WeightsDir, ws.ModelsCacheDir);
 
     /// <summary>
     /// "model": the FM's own normalisation (the packaged CNTK ResNet wants BGR 0–255 minus its mean image);

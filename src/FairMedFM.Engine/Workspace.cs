@@ -7,6 +7,7 @@ namespace FairMedFM.Engine;
 public sealed record Workspace(string CacheDir, string? WeightsDir)
 {
     public string EmbeddingsDir => Path.Combine(CacheDir, "embeddings");
+    public string TextEmbeddingsDir => Path.Combine(CacheDir, "text-embeddings");
     public string PredictionsDir => Path.Combine(CacheDir, "predictions");
     public string ResultsDir => Path.Combine(CacheDir, "results");
     public string ModelsCacheDir => Path.Combine(CacheDir, "models");

@@ -64,3 +64,20 @@ public sealed class ResNetImageEncoder : IImageEncoder
         _model.Dispose();
     }
 }
+
+/// <summary>
+/// An image encoder whose backbone can be adapted (LoRA) and run with autograd: the engine wraps some of the
+/// <see cref="Backbone"/>'s Linear modules and trains them together with a head, the rest staying frozen.
+/// </summary>
+public interface IAdaptableImageEncoder : IImageEncoder
+{
+    /// <summary>The module whose parameters <see cref="ForwardFeatures"/> uses (owned by the encoder: disposed with it).</summary>
+    nn.Module Backbone { get; }
+
+    /// <summary>
+    /// The same feature as <see cref="IImageEncoder.Encode"/>, with autograd enabled (not inference mode) so that
+    /// trainable parameters inside the backbone get gradients; [B,3,H,W] → [B, FeatureDim] on the backbone's device.
+    /// The caller chooses train or eval mode.
+    /// </summary>
+    Tensor ForwardFeatures(Tensor images);
+}

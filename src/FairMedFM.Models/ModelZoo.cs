@@ -63,6 +63,22 @@ public sealed class ModelCard
 
     /// <summary>For image–text models: how FairMedFM scales cosine similarities into zero-shot logits.</summary>
     public ZeroShotLogitScale? ZeroShotLogitScale { get; init; }
+
+    /// <summary>
+    /// FairMedFM's <c>lora_targets</c>: names of the Linear modules LoRA wraps, matched as PEFT does (a module whose
+    /// full name equals a target or ends with "." + target). Null or empty: the model is not LoRA-eligible (FairMedFM:
+    /// C2L, MoCoCXR, CLIP, PubMedCLIP, PLIP, SigLIP — "not a ViT-based model or not supported").
+    /// </summary>
+    public IReadOnlyList<string>? LoraTargets { get; init; }
+
+    /// <summary>LoRA rank r (PEFT 0.11.1 default 8).</summary>
+    public int LoraRank { get; init; } = 8;
+
+    /// <summary>LoRA alpha; the update is scaled by alpha / r (PEFT default 8, so scale 1).</summary>
+    public double LoraAlpha { get; init; } = 8;
+
+    /// <summary>Dropout on the input of LoRA's A matrix (PEFT default 0).</summary>
+    public double LoraDropout { get; init; }
 }
 
 /// <summary>
@@ -72,6 +88,21 @@ public sealed class ModelCard
 public sealed record ZeroShotLogitScale(double? Fixed, double Multiplier, string Note)
 {
     public double Apply(double expLogitScale) => Fixed ?? Multiplier * expLogitScale;
+
+    /// <summary>A constant added to every zero-shot logit (none for the CLIP cards).</summary>
+    public double? FixedBias { get; init; }
+
+    /// <summary>
+    /// SigLIP-style: add the learned <c>logit_bias</c> of the loaded weights
+    /// (<see cref="IContrastiveLogits.LogitBias"/>); FairMedFM: <c>exp(logit_scale) · cos + logit_bias</c>.
+    /// </summary>
+    public bool BiasFromWeights { get; init; }
+
+    /// <summary>The additive term: <see cref="FixedBias"/>, else the weights' bias when <see cref="BiasFromWeights"/>, else 0.</summary>
+    public double Bias(double? weightsBias) =>
+        FixedBias ?? (BiasFromWeights
+            ? weightsBias ?? throw new InvalidOperationException($"zero-shot logits need the model's logit_bias, but its text encoder reports none ({Note})")
+            : 0.0);
 }
 
 public static class ModelZoo
@@ -149,6 +180,7 @@ public static class ModelZoo
             Mean = ImageNetMean,
             Std = ImageNetStd,
             License = "Apache-2.0 (facebookresearch/dinov2 code and weights)",
+            LoraTargets = ["qkv"],
             Source = "torch.hub facebookresearch/dinov2 dinov2_vitb14 (ViT-B/14 built at 518 px, layer scale; fed 224 px, " +
                      "pos-embed bicubically interpolated 37×37 → 16×16); feature = normed CLS token (FairMedFM DINOv2)",
         },
@@ -165,6 +197,7 @@ public static class ModelZoo
             // The pretraining statistics are not pinned by the spec or a fixture; FairMedFM itself normalises per data set.
             NormalizationKind = "dataset",
             License = "see lambert-x/medical_mae",
+            LoraTargets = ["qkv"],
             Source = "MedMAE ViT-B/16 MAE-pretrained on 0.5M chest X-rays; timm VisionTransformer() defaults, feature = CLS " +
                      "token after the final norm (FairMedFM MedMAE, head → Identity)",
         },
@@ -181,6 +214,7 @@ public static class ModelZoo
             // As for MedMAE: no pinned pretraining statistics; FairMedFM normalises per data set.
             NormalizationKind = "dataset",
             License = "see duyhominhnguyen/LVM-Med",
+            LoraTargets = ["qkv"],
             Source = "LVM-Med ViT-B/16: segment-anything ImageEncoderViT at the 1024 setting without absolute pos-embed, " +
                      "fed 224 px; feature = AdaptiveAvgPool2d(1) of the last block map (FairMedFM MedLVM, batch axis kept)",
         },
@@ -237,6 +271,8 @@ public static class ModelZoo
             // FairMedFM feeds 224 px normalised per data set (RAD-DINO's own processor resizes to 518).
             NormalizationKind = "dataset",
             License = "see the microsoft/rad-dino model card",
+            // FairMedFM's lora_targets for RAD-DINO (HF names); the port fuses them into qkv, adapted by thirds.
+            LoraTargets = ["query", "key", "value"],
             Source = "transformers Dinov2Model microsoft/rad-dino (ViT-B/14 at 518, layer scale) → DinoVisionTransformer via the HF key " +
                      "map (query/key/value fused, layer_scale → ls.gamma); fed 224 px, position embeddings resampled by output size as " +
                      "transformers does; feature = pooler_output (layernormed CLS)",

@@ -17,3 +17,16 @@ public interface ITextEncoder : IDisposable
     /// <summary>Prompts → [N, FeatureDim] float32 on the CPU. Eval mode, inference mode, no grad.</summary>
     Tensor EncodeText(string[] prompts);
 }
+
+/// <summary>
+/// The learned constants an image–text model puts on its similarities, for zero-shot logits
+/// (see <see cref="ModelCard.ZeroShotLogitScale"/> for how a card uses them).
+/// </summary>
+public interface IContrastiveLogits
+{
+    /// <summary>The multiplier the weights carry: exp(logit_scale) for CLIP and SigLIP, 1 / temp for BLIP.</summary>
+    double LogitScaleExp { get; }
+
+    /// <summary>SigLIP's learned logit_bias; null for models without one (CLIP).</summary>
+    double? LogitBias { get; }
+}

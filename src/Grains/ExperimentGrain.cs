@@ -124,27 +124,31 @@ public sealed class ExperimentGrain(
         try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
         catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
 
-        _stage = "embeddings";
-        var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
-        EmbeddingStatus es;
-        bool cacheHit;
-        using (var span = Telemetry.Source.StartActivity("embedding"))
+        // Usages that train inside the backbone (lora) read images, not the embedding cache.
+        EmbeddingStatus? es = null;
+        bool cacheHit = false;
+        if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
         {
-            bool waited = false;
-            while (true)
+            _stage = "embeddings";
+            var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
+            using (var span = Telemetry.Source.StartActivity("embedding"))
             {
-                es = await usage.EnsureEmbeddings();
-                _done = es.Done; _total = es.Total;
-                if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
-                waited = true;
-                await Task.Delay(Poll);
+                bool waited = false;
+                while (true)
+                {
+                    es = await usage.EnsureEmbeddings();
+                    _done = es.Done; _total = es.Total;
+                    if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
+                    waited = true;
+                    await Task.Delay(Poll);
+                }
+                // A hit: the backbone did not run for this request (the entry was on disk, or computed for another cell).
+                cacheHit = es.CacheHit || !waited;
+                span?.SetTag("fairmedfm.cache_hit", cacheHit);
+                span?.SetTag("fairmedfm.embedding_key", es.EmbeddingKey);
             }
-            // A hit: the backbone did not run for this request (the entry was on disk, or computed for another cell).
-            cacheHit = es.CacheHit || !waited;
-            span?.SetTag("fairmedfm.cache_hit", cacheHit);
-            span?.SetTag("fairmedfm.embedding_key", es.EmbeddingKey);
+            if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
         }
-        if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
 
         _stage = "queued";
         var device = new KeyValuePair<string, object?>("device", slots.Device);
@@ -157,6 +161,7 @@ public sealed class ExperimentGrain(
             _stage = "training";
             return await Task.Run(() =>
             {
+                if (es is null) return runner.RunWithEmbeddings(spec, null);
                 var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
                           ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
                 return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit });

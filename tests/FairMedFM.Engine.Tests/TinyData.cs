@@ -47,7 +47,7 @@ internal static class TinyData
     }
 
     /// <summary>The real card's semantics (attributes sex, age60, age_bins, intersection sex_x_age60) over a given CSV and image folder.</summary>
-    public static string CardYaml(string name, string csvPath, string imageRoot) => $$"""
+    public static string CardYaml(string name, string csvPath, string imageRoot, string extraYaml = "") => $$"""
         name: {{name}}
         metadata_csv: "{{csvPath}}"
         image_root: "{{imageRoot}}"
@@ -79,16 +79,18 @@ internal static class TinyData
         normalization:
           mean: [0.5056, 0.5056, 0.5056]
           std: [0.252, 0.252, 0.252]
+        {{extraYaml}}
         """;
 
     /// <summary>Writes <paramref name="csvLines"/> and a card over them into <paramref name="dir"/>; returns the card path.</summary>
-    public static string WriteCard(string dir, string name = "tiny_nih", IEnumerable<string>? csvLines = null, string? imageRoot = null)
+    /// <param name="extraYaml">Top-level card keys appended as they are (e.g. a zero_shot block).</param>
+    public static string WriteCard(string dir, string name = "tiny_nih", IEnumerable<string>? csvLines = null, string? imageRoot = null, string extraYaml = "")
     {
         Directory.CreateDirectory(dir);
         var csv = Path.Combine(dir, name + ".csv");
         File.WriteAllText(csv, string.Join("\n", csvLines ?? CsvLines) + "\n");
         var card = Path.Combine(dir, name + ".yaml");
-        File.WriteAllText(card, CardYaml(name, csv, imageRoot ?? TestPaths.NihDir));
+        File.WriteAllText(card, CardYaml(name, csv, imageRoot ?? TestPaths.NihDir, extraYaml));
         return card;
     }
 

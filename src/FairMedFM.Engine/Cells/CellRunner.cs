@@ -4,6 +4,7 @@ using FairMedFM.Data;
 using FairMedFM.Engine.Config;
 using FairMedFM.Engine.Embeddings;
 using FairMedFM.Engine.Training;
+using FairMedFM.Engine.Usages;
 using FairMedFM.Metrics;
 
 namespace FairMedFM.Engine.Cells;
@@ -40,7 +41,7 @@ public sealed class CellRunner(Workspace workspace)
             var data = DatasetCatalog.Get(spec.Dataset);
             if (TryReuse(spec, data.DataHash) is { } stored) return stored;
             ValidateSpec(spec, data);
-            var emb = GetEmbeddings(spec.Dataset, spec.Model, spec.Normalization, ct: ct);
+            var emb = UsageRunner.NeedsEmbeddings(spec.Usage) ? GetEmbeddings(spec.Dataset, spec.Model, spec.Normalization, ct: ct) : null;
             return RunWithEmbeddings(spec, emb, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -68,27 +69,30 @@ public sealed class CellRunner(Workspace workspace)
         if (!data.AttributeNames.Contains(spec.Attribute))
             throw new ConfigException($"attribute '{spec.Attribute}' is not defined by dataset card {data.Card.SourceFile} (defined: {string.Join(", ", data.AttributeNames)})");
         spec.Training.Validate(); spec.Metrics.Validate(); spec.Split.Validate();
+        UsageRunner.Validate(spec, data);
     }
 
-    /// <summary>The part of a cell after the embeddings exist: cheap (seconds), deterministic for a seed.</summary>
-    public CellResult RunWithEmbeddings(CellSpec spec, EmbeddingMatrix emb, CancellationToken ct = default)
+    /// <summary>The part of a cell after the embeddings exist: cheap (seconds), deterministic for a seed.
+    /// <paramref name="emb"/> is null for usages that need no embeddings (<see cref="UsageRunner.NeedsEmbeddings"/>).</summary>
+    public CellResult RunWithEmbeddings(CellSpec spec, EmbeddingMatrix? emb, CancellationToken ct = default)
     {
         var started = DateTimeOffset.UtcNow;
         try
         {
             var data = DatasetCatalog.Get(spec.Dataset);
             ValidateSpec(spec, data);
-            if (emb.Count != data.Samples.Count)
+            if (emb is not null && emb.Count != data.Samples.Count)
                 throw new InvalidOperationException($"embedding entry {emb.Key} has {emb.Count} rows but the dataset has {data.Samples.Count} samples");
 
             var split = PatientSplitter.Split(data, spec.Seed,
                 new SplitFractions(spec.Split.Train, spec.Split.Validation, spec.Split.Test), stratifyAttribute: spec.Attribute);
             var labels = data.Samples.Select(s => s.Label).ToArray();
-            var train = SplitData.From(emb, split.Train, labels);
-            var val = SplitData.From(emb, split.Validation, labels);
-            var test = SplitData.From(emb, split.Test, labels);
+            SplitData Rows(int[] idx) => emb is null ? SplitData.LabelsOnly(idx, labels) : SplitData.From(emb, idx, labels);
+            var train = Rows(split.Train);
+            var val = Rows(split.Validation);
+            var test = Rows(split.Test);
 
-            var probe = LinearProbeTrainer.Train(train, val, test, spec.Training, spec.Seed, ct);
+            var probe = UsageRunner.Train(Workspace, spec, data, emb, train, val, test, ct);
 
             using var evaluation = Telemetry.Source.StartActivity("evaluation");
             var testGroups = split.Test.Select(i => data.Samples[i].Groups[spec.Attribute]).ToArray();
@@ -124,10 +128,10 @@ public sealed class CellRunner(Workspace workspace)
             {
                 CellId = spec.CellId, Spec = spec, Status = "done", DatasetName = data.Card.Name,
                 DataHash = data.DataHash, SplitHash = split.SplitHash, WeightsHash = ModelCatalog.WeightsHash(spec.Model, Workspace),
-                ConfigHash = Hashing.Of(spec), EmbeddingKey = emb.Key, EmbeddingCacheHit = emb.CacheHit,
+                ConfigHash = Hashing.Of(spec), EmbeddingKey = emb?.Key, EmbeddingCacheHit = emb?.CacheHit ?? false,
                 Sizes = new SplitSizes(split.Train.Length, split.Validation.Length, split.Test.Length),
                 Threshold = report.Threshold, ThresholdChosenOn = chosenOn,
-                SelectedEpoch = probe.SelectedEpoch, History = probe.History,
+                SelectedEpoch = probe.History.Count > 0 ? probe.SelectedEpoch : null, History = probe.History,
                 Summary = report.Summary.ToDictionary(kv => kv.Key, kv => ToEntry(kv.Value, intervals?.Summary.GetValueOrDefault(kv.Key))),
                 Overall = ToGroup(report.Overall, intervals?.Overall),
                 Groups = report.Groups.Select(g => ToGroup(g, intervals?.Groups.GetValueOrDefault(g.Group))).ToList(),

@@ -110,6 +110,11 @@ public sealed record CellSpec
     public MetricsConfig Metrics { get; init; } = new();
     public SplitConfig Split { get; init; } = new();
 
+    /// <summary>LoRA settings of a <c>lora</c> cell (resolved against the model card); null for every other usage, and then
+    /// left out of the canonical JSON so that the ids of the other cells do not change.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public LoraConfig? Lora { get; init; }
+
     [System.Text.Json.Serialization.JsonIgnore] public string CellId => Hashing.Of(this)[..16];
 
     [System.Text.Json.Serialization.JsonIgnore] public string Label => $"{System.IO.Path.GetFileNameWithoutExtension(Dataset)} × {Model} × {Usage} × {Method} × {Attribute} × seed {Seed}";

@@ -22,10 +22,14 @@ public sealed class GridSpec
     public MetricsConfig Metrics { get; set; } = new();
     public SplitConfig Split { get; set; } = new();
 
+    /// <summary>Optional overrides of the model cards' LoRA settings (rank, alpha, dropout, targets) for <c>lora</c> cells.</summary>
+    public LoraConfig? Lora { get; set; }
+
     /// <summary>Folder the grid was read from; dataset card paths are relative to it.</summary>
     [YamlIgnore] public string BaseDir { get; set; } = Environment.CurrentDirectory;
 
-    public static readonly string[] KnownUsages = { "lp" };
+    /// <summary>lp (linear probe), clip-zs (zero-shot), clip-adapt (trained class prototypes), lora (LoRA + head): see Usages/.</summary>
+    public static readonly string[] KnownUsages = { "lp", "clip-zs", "clip-adapt", "lora" };
     public static readonly string[] KnownMethods = { "erm" };
 
     public static GridSpec Load(string path)
@@ -65,7 +69,7 @@ public sealed class GridSpec
         NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
         foreach (var u in Usages) if (!KnownUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", KnownUsages)})");
         if (Normalization is not ("model" or "dataset")) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
-        try { Training.Validate(); Metrics.Validate(); Split.Validate(); }
+        try { Training.Validate(); Metrics.Validate(); Split.Validate(); Lora?.Validate(); }
         catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }
     }
 
@@ -85,6 +89,7 @@ public sealed class GridSpec
                 Dataset = Path.GetFullPath(Path.Combine(BaseDir, d)),
                 Model = m, Usage = u, Method = me, Attribute = a, Seed = s,
                 Normalization = Normalization, Training = Training, Metrics = Metrics, Split = Split,
+                Lora = u == "lora" ? FairMedFM.Engine.Usages.LoraUsage.CellSettings(m, Lora) : null,
             });
         return cells;
     }

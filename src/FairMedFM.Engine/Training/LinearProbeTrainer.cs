@@ -21,6 +21,10 @@ public sealed record SplitData(int[] Indices, float[] Features, int Dim, int[] L
         }
         return new SplitData(indices, f, emb.Dim, y);
     }
+
+    /// <summary>Indices and labels only (Dim 0, no features): for usages that read images rather than cached embeddings (LoRA).</summary>
+    public static SplitData LabelsOnly(int[] indices, IReadOnlyList<int> allLabels) =>
+        new(indices, Array.Empty<float>(), 0, indices.Select(i => allLabels[i]).ToArray());
 }
 
 public sealed record EpochLog(int Epoch, double Lr, double TrainLoss, double ValLoss);
@@ -29,132 +33,41 @@ public sealed record EpochLog(int Epoch, double Lr, double TrainLoss, double Val
 public sealed record TrainedProbe(float[] ValProbs, float[] TestProbs, int SelectedEpoch, IReadOnlyList<EpochLog> History, double[] ClassWeights);
 
 /// <summary>
-/// ERM linear probe on frozen embeddings: Linear(d, 2) with PyTorch's default init, class-weighted cross-entropy
-/// (w_c = N/(2·N_c), FairMedFM's weights), FairMedFM's warm-up + half-cosine schedule, SGD or AdamW as the user chose,
-/// weight decay on ≥2-D parameters only, and model selection on the validation split — never on test.
+/// ERM linear probe on frozen embeddings: Linear(d, 2) with PyTorch's default init, trained by <see cref="ErmTrainer"/>
+/// (class-weighted cross-entropy, FairMedFM's warm-up + half-cosine schedule, SGD or AdamW, weight decay on ≥2-D
+/// parameters only, model selection on the validation split — never on test).
 /// Seeded and deterministic: the same seed gives the same head bit for bit.
 /// </summary>
 public static class LinearProbeTrainer
 {
-    public static TrainedProbe Train(SplitData train, SplitData val, SplitData test, TrainingConfig cfg, int seed, CancellationToken ct = default)
+    public static TrainedProbe Train(SplitData train, SplitData val, SplitData test, TrainingConfig cfg, int seed, CancellationToken ct = default) =>
+        HeadTrainer.Train(train, val, test, cfg, seed, dim => SeededInit.Linear(dim, 2, seed), ct);
+}
+
+/// <summary>
+/// Any head on cached embeddings (the linear probe, CLIP-adapt's prototypes), trained by <see cref="ErmTrainer"/>;
+/// P(y=1) = softmax(head(x))[:, 1] for validation and test.
+/// </summary>
+public static class HeadTrainer
+{
+    /// <param name="makeHead">
+    /// Builds the head for features of the given width. A random initialisation should come from a generator of its own
+    /// seeded with the cell's seed (<see cref="SeededInit"/>), never from torch's global one, which parallel cells share.
+    /// </param>
+    /// <param name="inspect">Sees the trained head before it is disposed (tests).</param>
+    public static TrainedProbe Train(SplitData train, SplitData val, SplitData test, TrainingConfig cfg, int seed,
+        Func<int, nn.Module<Tensor, Tensor>> makeHead, CancellationToken ct = default, Action<nn.Module<Tensor, Tensor>>? inspect = null)
     {
         cfg.Validate();
-        if (train.Count == 0) throw new InvalidOperationException("the training split is empty");
-        int n1 = train.Labels.Count(l => l == 1), n0 = train.Count - n1;
-        if (n0 == 0 || n1 == 0) throw new InvalidOperationException($"the training split has a single class ({n0} negatives, {n1} positives); a classifier cannot be trained");
-        var classWeights = cfg.ClassBalance ? new[] { train.Count / (2.0 * n0), train.Count / (2.0 * n1) } : new[] { 1.0, 1.0 };
+        ErmTrainer.ClassWeights(train.Labels, cfg);
 
-        using var activity = Telemetry.Source.StartActivity("training");
-        activity?.SetTag("fairmedfm.optimizer", cfg.Optimizer);
-        activity?.SetTag("fairmedfm.epochs", cfg.Epochs);
-        activity?.SetTag("fairmedfm.device", "cpu");
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        long steps = 0;
         using var scope = torch.NewDisposeScope();
-        torch.manual_seed(seed);
-        var head = torch.nn.Linear(train.Dim, 2);
-        var weightParams = new List<Parameter>();
-        var noDecayParams = new List<Parameter>();
-        foreach (var (_, p) in head.named_parameters())
-            (p.dim() >= 2 ? weightParams : noDecayParams).Add(p);
-
-        OptimizerHelper optimizer = cfg.Optimizer switch
-        {
-            "sgd" => torch.optim.SGD(new[]
-            {
-                new SGD.ParamGroup(weightParams, new SGD.Options { LearningRate = cfg.Blr, weight_decay = cfg.WeightDecay }),
-                new SGD.ParamGroup(noDecayParams, new SGD.Options { LearningRate = cfg.Blr, weight_decay = 0 }),
-            }, cfg.Blr),
-            "adamw" => torch.optim.AdamW(new[]
-            {
-                new AdamW.ParamGroup(weightParams, new AdamW.Options { LearningRate = cfg.Blr, weight_decay = cfg.WeightDecay }),
-                new AdamW.ParamGroup(noDecayParams, new AdamW.Options { LearningRate = cfg.Blr, weight_decay = 0 }),
-            }, cfg.Blr),
-            _ => throw new ConfigException($"unknown optimizer {cfg.Optimizer}"),
-        };
-
-        var xTrain = Owned(train.Features, train.Count, train.Dim);
-        var yTrain = torch.tensor(train.Labels.Select(l => (long)l).ToArray());
-        var xVal = Owned(val.Features, val.Count, val.Dim);
-        var yVal = torch.tensor(val.Labels.Select(l => (long)l).ToArray());
-        var w = torch.tensor(classWeights.Select(v => (float)v).ToArray()).clone();
-        var lossFn = torch.nn.CrossEntropyLoss(weight: w);
-
-        var rng = new Random(seed);
-        var order = Enumerable.Range(0, train.Count).ToArray();
-        var history = new List<EpochLog>();
-        double bestVal = double.PositiveInfinity;
-        int bestEpoch = -1;
-        Dictionary<string, Tensor>? best = null;
-
-        for (int epoch = 0; epoch < cfg.Epochs; epoch++)
-        {
-            ct.ThrowIfCancellationRequested();
-            double lr = LrSchedule.At(epoch, cfg.Epochs, cfg.WarmupEpochs, cfg.Blr, cfg.MinLr, cfg.FixedLr);
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
-
-            rng.Shuffle(order);
-            head.train();
-            double lossSum = 0; int batches = 0;
-            for (int start = 0; start < order.Length; start += cfg.BatchSize)
-            {
-                using var step = torch.NewDisposeScope();
-                int count = Math.Min(cfg.BatchSize, order.Length - start);
-                var idx = torch.tensor(order.AsSpan(start, count).ToArray().Select(i => (long)i).ToArray());
-                var logits = head.forward(xTrain.index_select(0, idx));
-                var loss = lossFn.forward(logits, yTrain.index_select(0, idx));
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
-                lossSum += loss.item<float>(); batches++;
-            }
-            steps += batches;
-            Telemetry.TrainingSteps.Add(batches);
-
-            double valLoss;
-            head.eval();
-            using (torch.no_grad())
-            using (var evalScope = torch.NewDisposeScope())
-                valLoss = val.Count > 0 ? lossFn.forward(head.forward(xVal), yVal).item<float>() : double.NaN;
-            history.Add(new EpochLog(epoch, lr, lossSum / Math.Max(1, batches), valLoss));
-            activity?.AddEvent(new System.Diagnostics.ActivityEvent("epoch", tags: new System.Diagnostics.ActivityTagsCollection
-            {
-                ["epoch"] = epoch, ["lr"] = lr, ["train_loss"] = lossSum / Math.Max(1, batches), ["val_loss"] = valLoss,
-            }));
-
-            if (cfg.Selection == "val-loss" && val.Count > 0 && valLoss < bestVal)
-            {
-                bestVal = valLoss; bestEpoch = epoch;
-                foreach (var t in best?.Values ?? Enumerable.Empty<Tensor>()) t.Dispose();
-                best = head.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
-            }
-        }
-
-        if (cfg.Selection == "val-loss" && best is not null) head.load_state_dict(best);
-        else bestEpoch = cfg.Epochs - 1;
-        activity?.SetTag("fairmedfm.selected_epoch", bestEpoch);
-        Telemetry.TrainingStepRate.Record(steps / Math.Max(1e-9, clock.Elapsed.TotalSeconds));
-
-        head.eval();
-        using (torch.no_grad())
-        {
-            return new TrainedProbe(Predict(head, val), Predict(head, test), bestEpoch, history, classWeights);
-        }
-    }
-
-    /// <summary>
-    /// TorchSharp's torch.tensor(float[]) puts the values in a buffer whose alignment changes from run to run, and the CPU
-    /// matrix kernels round differently with it (last-bit differences in val losses and probabilities, enough to move the
-    /// selected epoch or a threshold). A clone lives in torch's own aligned memory: the same seed gives the same head bit for bit.
-    /// </summary>
-    private static Tensor Owned(float[] values, int rows, int dim) => torch.tensor(values, new long[] { rows, dim }).clone();
-
-    private static float[] Predict(Linear head, SplitData split)
-    {
-        if (split.Count == 0) return Array.Empty<float>();
-        using var scope = torch.NewDisposeScope();
-        var x = Owned(split.Features, split.Count, split.Dim);
-        var p = torch.nn.functional.softmax(head.forward(x), 1).select(1, 1).contiguous();
-        return p.data<float>().ToArray();
+        using var head = makeHead(train.Dim);
+        using var model = new EmbeddingHeadModel(head, train, val, test);
+        var fit = ErmTrainer.Fit(model, train.Labels, val.Labels, cfg, seed, ct);
+        var probe = new TrainedProbe(ErmTrainer.Predict(model, ErmSplit.Validation, val.Count),
+                                     ErmTrainer.Predict(model, ErmSplit.Test, test.Count), fit.SelectedEpoch, fit.History, fit.ClassWeights);
+        inspect?.Invoke(head);
+        return probe;
     }
 }

@@ -7,7 +7,7 @@ namespace FairMedFM.Models.Clip;
 /// A frozen CLIP as both an <see cref="IImageEncoder"/> (<c>encode_image</c>, FeatureDim = embed_dim) and an
 /// <see cref="ITextEncoder"/> (<c>encode_text(clip.tokenize(prompts))</c>), for embedding caches and zero-shot.
 /// </summary>
-public sealed class ClipEncoder : IImageEncoder, ITextEncoder
+public sealed class ClipEncoder : IImageEncoder, ITextEncoder, IContrastiveLogits
 {
     private readonly ClipModel _model;
     private readonly Device _device;
@@ -40,6 +40,9 @@ public sealed class ClipEncoder : IImageEncoder, ITextEncoder
 
     /// <summary>exp(logit_scale) of the loaded weights (see <see cref="ModelCard.ZeroShotLogitScale"/> for FairMedFM's use).</summary>
     public double LogitScaleExp => _model.LogitScaleExp;
+
+    /// <summary>CLIP has no logit bias.</summary>
+    public double? LogitBias => null;
 
     /// <summary>[B, 3, R, R] normalised with CLIP's mean/std → [B, embed_dim] on the input's device.</summary>
     public Tensor Encode(Tensor images)

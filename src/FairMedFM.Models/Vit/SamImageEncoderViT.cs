@@ -196,7 +196,8 @@ public static class SamRelPos
 /// </summary>
 public sealed class SamAttention : nn.Module<Tensor, Tensor>, IAttentionKernel
 {
-    private readonly Linear qkv;
+    // Declared as a plain module so that adapters (LoRA's LoraLinear) can replace it: see ModuleSurgery.
+    private nn.Module<Tensor, Tensor> qkv;
     private readonly Linear proj;
     private readonly Parameter? rel_pos_h;
     private readonly Parameter? rel_pos_w;

@@ -7,7 +7,7 @@ namespace FairMedFM.Models.Vit;
 /// <see cref="IImageEncoder"/> over a frozen transformer module and the feature function FairMedFM takes from it
 /// (normed CLS for DINOv2, CLS after the final norm for MedMAE, the pooled last block map for LVM-Med).
 /// </summary>
-public sealed class VitImageEncoder<TModel> : IImageEncoder where TModel : nn.Module
+public sealed class VitImageEncoder<TModel> : IAdaptableImageEncoder where TModel : nn.Module
 {
     private readonly Func<TModel, Tensor, Tensor> _features;
     private readonly Device _device;
@@ -44,6 +44,21 @@ public sealed class VitImageEncoder<TModel> : IImageEncoder where TModel : nn.Mo
         if (f.dim() != 2 || f.shape[0] != images.shape[0] || f.shape[1] != FeatureDim)
             throw new InvalidOperationException($"{ModelId}: feature of shape {VitOps.Shape(f)}, expected [{images.shape[0]},{FeatureDim}].");
         if (f.device.type != images.device.type || f.device.index != images.device.index) f = f.to(images.device);
+        return f.MoveToOuterDisposeScope();
+    }
+
+    public nn.Module Backbone => Model;
+
+    /// <summary>The feature function with autograd (LoRA training); eval/train mode is the caller's.</summary>
+    public Tensor ForwardFeatures(Tensor images)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (images.dim() != 4 || images.shape[1] != 3)
+            throw new ArgumentException($"ForwardFeatures expects [B,3,H,W], got {VitOps.Shape(images)}.", nameof(images));
+        using var scope = NewDisposeScope();
+        var f = _features(Model, images.to(float32).to(_device));
+        if (f.dim() != 2 || f.shape[0] != images.shape[0] || f.shape[1] != FeatureDim)
+            throw new InvalidOperationException($"{ModelId}: feature of shape {VitOps.Shape(f)}, expected [{images.shape[0]},{FeatureDim}].");
         return f.MoveToOuterDisposeScope();
     }
 

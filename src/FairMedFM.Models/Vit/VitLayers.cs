@@ -109,7 +109,8 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>, IAttentionKernel
 {
     public bool UseFusedAttention { get; set; }
 
-    private readonly Linear qkv;
+    // Declared as a plain module so that adapters (LoRA's LoraLinear) can replace it: see ModuleSurgery.
+    private nn.Module<Tensor, Tensor> qkv;
     private readonly Linear proj;
     private readonly long _heads;
     private readonly double _scale;
