@@ -87,6 +87,16 @@ public static class OnnxResNetImporter
         return model;
     }
 
+    /// <summary>
+    /// Reads an ONNX file with a shared read lock. OnnxSharp's ParseFromFile opens it read-write with no sharing, which
+    /// takes an exclusive lock: test processes that hard-link the same packaged file then fail with "in use".
+    /// </summary>
+    internal static ModelProto ParseOnnx(string path)
+    {
+        using var s = File.OpenRead(path);
+        return ModelProto.Parser.ParseFrom(s);
+    }
+
     /// <summary>sha256 of the ONNX file, memoised per (path, size, mtime) because hashing 64 MB costs ~0.2 s.</summary>
     public static string OnnxSha256(string onnxPath)
     {
@@ -102,7 +112,7 @@ public static class OnnxResNetImporter
     public static Dictionary<string, Tensor> ConvertToStateDict(string onnxPath)
     {
         var config = ResNetConfig.CntkResNet18;
-        var g = ModelProto.Parser.ParseFromFile(onnxPath).Graph
+        var g = ParseOnnx(onnxPath).Graph
                 ?? throw new InvalidDataException($"'{onnxPath}' has no graph.");
         var w = new GraphWalker(g, onnxPath);
         var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -188,7 +198,7 @@ public static class OnnxResNetImporter
     /// </summary>
     public static float[] ReadPreprocessMeanImage(string preprocessOnnxPath)
     {
-        var g = ModelProto.Parser.ParseFromFile(preprocessOnnxPath).Graph
+        var g = ParseOnnx(preprocessOnnxPath).Graph
                 ?? throw new InvalidDataException($"'{preprocessOnnxPath}' has no graph.");
         var w = new GraphWalker(g, preprocessOnnxPath);
         string input = g.Input.Select(i => i.Name).First(n => !w.Inits.ContainsKey(n));

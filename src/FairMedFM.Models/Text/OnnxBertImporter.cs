@@ -27,7 +27,7 @@ public static class OnnxBertImporter
     public static OnnxBertImport Convert(string onnxPath)
     {
         if (!File.Exists(onnxPath)) throw new FileNotFoundException($"ONNX file not found: '{onnxPath}'.", onnxPath);
-        var g = ModelProto.Parser.ParseFromFile(onnxPath).Graph ?? throw new InvalidDataException($"'{onnxPath}' has no graph.");
+        var g = OnnxResNetImporter.ParseOnnx(onnxPath).Graph ?? throw new InvalidDataException($"'{onnxPath}' has no graph.");
         InvalidDataException Fail(string msg) => new($"Unsupported ONNX BERT '{onnxPath}': {msg}");
 
         var inits = g.Initializer.ToDictionary(t => t.Name);
