@@ -67,6 +67,8 @@ public sealed class Cli
                     (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
                     c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind), Markup.Escape(c.License ?? ""));
             }
+            foreach (var (id, reason) in FairMedFM.Models.ModelStatus.NotYetAvailable)
+                t.AddRow(Markup.Escape(id), "–", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
             _console.Write(t);
             _console.MarkupLine($"[grey]weights folder: {Markup.Escape(weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)")}[/]");
             return 0;

@@ -21,15 +21,21 @@ public interface IImageEncoder : IDisposable
     Tensor Encode(Tensor images);
 }
 
-/// <summary><see cref="IImageEncoder"/> over a <see cref="ResNet"/> (pooled features, classifier unused).</summary>
+/// <summary>
+/// <see cref="IImageEncoder"/> over a <see cref="ResNet"/>: pooled features (classifier unused), or with
+/// <c>l2HeadFeature</c> the fc output L2-normalised (C2L's projection feature).
+/// </summary>
 public sealed class ResNetImageEncoder : IImageEncoder
 {
     private readonly ResNet _model;
     private readonly Device _device;
+    private readonly bool _l2Head;
     private bool _disposed;
 
-    public ResNetImageEncoder(string modelId, ResNet model, string weightsHash, Device? device = null)
+    public ResNetImageEncoder(string modelId, ResNet model, string weightsHash, Device? device = null, bool l2HeadFeature = false)
     {
+        if (l2HeadFeature && model.Config.NumClasses <= 0) throw new ArgumentException($"{modelId}: an fc feature needs NumClasses > 0");
+        _l2Head = l2HeadFeature;
         ModelId = modelId;
         WeightsHash = weightsHash;
         _device = device ?? CPU;
@@ -41,7 +47,7 @@ public sealed class ResNetImageEncoder : IImageEncoder
 
     public string ModelId { get; }
     public string WeightsHash { get; }
-    public int FeatureDim => _model.FeatureDim;
+    public int FeatureDim => _l2Head ? _model.Config.NumClasses : _model.FeatureDim;
     public ResNet Model => _model;
 
     public Tensor Encode(Tensor images)
@@ -52,7 +58,7 @@ public sealed class ResNetImageEncoder : IImageEncoder
         using var _ = inference_mode();
         using var scope = NewDisposeScope();
         var x = images.to(float32).to(_device);
-        var f = _model.ForwardFeatures(x);
+        var f = _l2Head ? nn.functional.normalize(_model.forward(x), p: 2, dim: 1) : _model.ForwardFeatures(x);
         if (f.device.type != images.device.type || f.device.index != images.device.index) f = f.to(images.device);
         return f.MoveToOuterDisposeScope();
     }

@@ -5,6 +5,14 @@ public sealed record ModelAvailability(ModelCard Card, string Verification, stri
 
 public static class ModelStatus
 {
+    /// <summary>FairMedFM FMs with no port yet, and why: listed rather than shipped unverified.</summary>
+    public static IReadOnlyList<(string Id, string Reason)> NotYetAvailable { get; } =
+    [
+        ("blip-vitb16", "BLIP (LAVIS blip_feature_extractor, ViT-B/16 + BERT): no golden fixture or independent reference runtime here to verify a port"),
+        ("blip2", "BLIP-2 (LAVIS, EVA ViT-g/14 + Q-Former): no golden fixture or independent reference runtime here; EVA ViT-g is 1B parameters"),
+        ("biomedclip-image", "BiomedCLIP's image tower (open_clip timm ViT-B/16 layout `visual.trunk.*`): the text tower is in (`biomedclip`); the open_clip image key map is not written yet"),
+    ];
+
     /// <summary>
     /// How each family's port was checked against the original implementation (golden fixtures in ../shared/golden,
     /// or an independent runtime on the same file). A family missing here is not verified and says so.

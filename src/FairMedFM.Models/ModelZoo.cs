@@ -64,6 +64,15 @@ public sealed class ModelCard
     /// <summary>For image–text models: how FairMedFM scales cosine similarities into zero-shot logits.</summary>
     public ZeroShotLogitScale? ZeroShotLogitScale { get; init; }
 
+    /// <summary>ResNet feature: "pooled" (the 512/2048-d average pool) or "head-l2" (the fc output, L2-normalised, as C2L).</summary>
+    public string ResNetFeature { get; init; } = "pooled";
+
+    /// <summary>Checkpoint key prefixes removed before matching (first match wins), e.g. C2L's "encoder.module.".</summary>
+    public IReadOnlyList<string> StripKeyPrefixes { get; init; } = [];
+
+    /// <summary>Checkpoint keys (after stripping) starting with these are dropped, e.g. MoCo's key encoder and queue.</summary>
+    public IReadOnlyList<string> DropKeyPrefixes { get; init; } = [];
+
     /// <summary>
     /// FairMedFM's <c>lora_targets</c>: names of the Linear modules LoRA wraps, matched as PEFT does (a module whose
     /// full name equals a target or ends with "." + target). Null or empty: the model is not LoRA-eligible (FairMedFM:
@@ -165,6 +174,43 @@ public static class ModelZoo
             Std = ImageNetStd,
             License = "BSD-3-Clause (torchvision)",
             Source = "torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V1",
+        },
+        new ModelCard
+        {
+            Id = "c2l-r18",
+            Family = "resnet",
+            ResNet = ResNetConfig.ResNet18 with { NumClasses = 128 },
+            ResNetFeature = "head-l2",
+            FeatureDim = 128,
+            ImageSize = 224,
+            WeightsFile = "res18_C2L.pth",
+            WeightsFileAlternatives = ["c2l-r18.safetensors", "c2l-r18.pth"],
+            WeightsWrapperKey = "model",
+            StripKeyPrefixes = ["encoder.module.", "module."],
+            WeightsUrl = "FairMedFM's pretrained.zip (C2L/res18_C2L.pth; C2L, MICCAI 2020)",
+            NormalizationKind = "dataset",
+            License = "see the C2L release",
+            Source = "C2L ResNet-18 (comparing to learn, chest X-ray contrastive pre-training): AvgPool → fc 512→128 → L2 normalise " +
+                     "(FairMedFM models/c2l.py; its config path case bug B21 does not apply: the file is looked up here by name)",
+        },
+        new ModelCard
+        {
+            Id = "mococxr-r18",
+            Family = "resnet",
+            ResNet = ResNetConfig.ResNet18 with { NumClasses = 0 },
+            FeatureDim = 512,
+            ImageSize = 224,
+            WeightsFile = "r8w-00001-v2.pth.tar",
+            WeightsFileAlternatives = ["mococxr-r18.safetensors", "mococxr-r18.pth"],
+            WeightsWrapperKey = "state_dict",
+            StripKeyPrefixes = ["module.encoder_q.", "encoder_q.", "module."],
+            DropKeyPrefixes = ["fc.", "encoder_k.", "module.encoder_k.", "queue"],
+            WeightsUrl = "FairMedFM's pretrained.zip (mococxr/r8w-00001-v2.pth.tar; MoCo-CXR, Stanford ML Group)",
+            NormalizationKind = "dataset",
+            License = "see the MoCo-CXR release",
+            Source = "MoCo-CXR ResNet-18 query encoder. FairMedFM skips every key containing 'fc', so its 128-d feature is a " +
+                     "randomly initialised projection (B23); here the feature is the trained backbone's 512-d pooled output and " +
+                     "the MoCo head, key encoder and queue are dropped on purpose",
         },
         new ModelCard
         {
@@ -425,9 +471,13 @@ public static class ModelZoo
         var model = new ResNet(card.Id, card.ResNet);
         try
         {
-            WeightLoader.Load(model, path, strict: true);
+            WeightLoader.Load(model, path, new WeightLoadOptions
+            {
+                StripPrefixes = card.StripKeyPrefixes,
+                KeyMap = card.DropKeyPrefixes.Count == 0 ? null : k => card.DropKeyPrefixes.Any(k.StartsWith) ? null : k,
+            });
             model.WeightsHash = WeightLoader.FileSha256(path);
-            return new ResNetImageEncoder(card.Id, model, model.WeightsHash, device);
+            return new ResNetImageEncoder(card.Id, model, model.WeightsHash, device, l2HeadFeature: card.ResNetFeature == "head-l2");
         }
         catch
         {

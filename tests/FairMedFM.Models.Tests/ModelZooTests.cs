@@ -18,7 +18,7 @@ public class ModelZooTests
         {
             int configDim = c.Family switch
             {
-                "resnet" => c.ResNet!.FeatureDim,
+                "resnet" => c.ResNetFeature == "head-l2" ? c.ResNet!.NumClasses : c.ResNet!.FeatureDim,
                 "clip" => c.Clip!.EmbedDim,
                 Vit.VitModelZoo.FamilyTimmVit => c.Vit!.EmbedDim,
                 Vit.VitModelZoo.FamilyDinoV2 => c.DinoV2!.EmbedDim,
