@@ -15,6 +15,7 @@ public static class Telemetry
     public static readonly Meter Meter = new(Name);
 
     public static readonly Counter<long> CellsFinished = Meter.CreateCounter<long>("fairmedfm.cells.finished", "{cell}", "cells finished, tagged state=done|failed");
+    public static readonly UpDownCounter<long> CellsRunning = Meter.CreateUpDownCounter<long>("fairmedfm.cells.running", "{cell}", "cells started and not yet finished (any stage)");
     public static readonly UpDownCounter<long> CellsQueued = Meter.CreateUpDownCounter<long>("fairmedfm.cells.queued", "{cell}", "cells waiting for a training slot");
     public static readonly UpDownCounter<long> SlotsBusy = Meter.CreateUpDownCounter<long>("fairmedfm.slots.busy", "{slot}", "training slots in use, tagged device");
     public static readonly Counter<long> EmbeddedImages = Meter.CreateCounter<long>("fairmedfm.embeddings.images", "{image}", "images pushed through a frozen backbone");

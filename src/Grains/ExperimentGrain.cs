@@ -75,6 +75,7 @@ public sealed class ExperimentGrain(
         activity?.SetTag("fairmedfm.silo", silo.SiloAddress.ToString());
         activity?.SetTag("fairmedfm.device", slots.Device);
         CellResult result;
+        Telemetry.CellsRunning.Add(1);
         try
         {
             result = await RunStagesAsync(spec);
@@ -89,6 +90,7 @@ public sealed class ExperimentGrain(
         if (result.Status == "done") Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(log, "cell {CellId} done: {Label}", result.CellId, spec.Label);
         else Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "cell {CellId} failed: {Label}: {Error}", result.CellId, spec.Label, result.Error);
         if (result.Status != "done") activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result.Error);
+        Telemetry.CellsRunning.Add(-1);
         Telemetry.CellsFinished.Add(1, new KeyValuePair<string, object?>("state", result.Status));
 
         state.State.Phase = result.Status == "done" ? JobPhase.Done : JobPhase.Failed;

@@ -50,6 +50,17 @@ public sealed class TracingTests : IAsyncLifetime
     public async Task A_tiny_sweep_is_one_connected_trace_with_the_cell_spans()
     {
         var spans = new List<Activity>();
+        // Metrics of the same sweep, read with a plain MeterListener.
+        var measured = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        using var meters = new System.Diagnostics.Metrics.MeterListener();
+        meters.InstrumentPublished = (i, l) => { if (i.Meter.Name == Telemetry.Name) l.EnableMeasurementEvents(i); };
+        meters.SetMeasurementEventCallback<long>((i, v, tags, _) =>
+        {
+            var key = i.Name;
+            foreach (var t in tags) if (t.Key is "state" or "hit") key += $"[{t.Key}={t.Value}]";
+            measured.AddOrUpdate(key, v, (_, old) => old + v);
+        });
+        meters.Start();
         using var tracer = Sdk.CreateTracerProviderBuilder()
             .AddSource(Telemetry.Name, "Microsoft.Orleans.Application", "Microsoft.Orleans.Runtime")
             .AddInMemoryExporter(spans)
@@ -89,6 +100,12 @@ public sealed class TracingTests : IAsyncLifetime
                 Assert.NotNull(c.GetTagItem(tag));
             Assert.Equal("done", c.GetTagItem("fairmedfm.status"));
         }
+        // Cells by state and work counters moved with the sweep (other test classes may add to them too: lower bounds).
+        Assert.True(measured.GetValueOrDefault("fairmedfm.cells.finished[state=done]") >= 2);
+        Assert.True(measured.GetValueOrDefault("fairmedfm.embeddings.images") >= TinyData.Rows);
+        Assert.True(measured.GetValueOrDefault("fairmedfm.training.steps") > 0);
+        Assert.True(measured.GetValueOrDefault("fairmedfm.cache.lookups[hit=False]") >= 1);
+
         var training = trace.First(a => a.DisplayName == "training");
         Assert.Contains(training.Events, e => e.Name == "epoch");
 
