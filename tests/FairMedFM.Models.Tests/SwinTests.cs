@@ -203,4 +203,23 @@ public class SwinTests
         // The text side of MedCLIP keeps its own card.
         Assert.Contains(Text.TextModelZoo.Cards, t => t.Id == "medclip-vit");
     }
+
+    /// <summary>FairMedFM's lora_targets for MedCLIP (query/key/value) adapt the thirds of every fused qkv; B = 0 changes nothing.</summary>
+    [Fact]
+    public void LoraQueryKeyValueOnFusedQkv()
+    {
+        var cfg = ConfigOf(Case().GetProperty("config")) with { NumClasses = 0 };
+        manual_seed(3);
+        using var m = new MedClipVisionModel("m", cfg, projectionDim: 12);
+        m.eval();
+        using var scope = NewDisposeScope();
+        var x = randn(1, 3, 40, 44);
+        Tensor before;
+        using (no_grad()) before = m.forward(x);
+        var settings = Peft.LoraSettings.FromCard(ModelZoo.GetCard("medclip-vit"))!;
+        var adapters = Peft.LoraInjector.Apply(m, settings, seed: 1);
+        Assert.Equal(cfg.Depths.Sum(), adapters.Count);
+        Assert.All(adapters, a => Assert.EndsWith(".attn.qkv", a.Name));
+        using (no_grad()) Assert.True(TensorAssert.Same(before, m.forward(x)));
+    }
 }
