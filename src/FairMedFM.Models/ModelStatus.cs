@@ -24,6 +24,7 @@ public static class ModelStatus
         "clip" => "verified: openai/CLIP golden (clip_vit, clip_rn, tokenizer)",
         Vit.VitModelZoo.FamilyTimmVit => "verified: timm 1.0.3 golden (timm_vit_cls/map/avg)",
         Vit.VitModelZoo.FamilyDinoV2 => "verified: DINOv2 golden (dinov2_vit)",
+        Swin.SwinModelZoo.FamilySwin => "verified: torchvision golden (swin, tiny config); HF/MedCLIP key map layout-checked",
         Vit.VitModelZoo.FamilySamVit => "verified: segment-anything golden (sam_vit image encoder)",
         // No Hugging Face reference outputs can be had here: the key map is checked by round trips onto a golden-verified module.
         Hf.HfVisionModels.FamilyDinov2 => "layout-checked: HF key map onto the golden-verified DINOv2",

@@ -23,6 +23,9 @@ public sealed class ModelCard
     /// <summary>The openai/CLIP architecture for family "clip" (the weights must match it exactly).</summary>
     public ClipConfig? Clip { get; init; }
 
+    /// <summary>Family "swin": the Swin Transformer (v1) configuration of the image tower (MedCLIP).</summary>
+    public Swin.SwinConfig? Swin { get; init; }
+
     public int FeatureDim { get; init; }
     public int ImageSize { get; init; }
 
@@ -379,6 +382,29 @@ public static class ModelZoo
                      "quick GELU, bias-free head) via the HF key map; feature = pooler_output (768, FairMedFM's declared feat_dim; " +
                      "its PLIP wrapper returns the ModelOutput itself, B16); image_embeds (512) = the module's forward",
         },
+        new ModelCard
+        {
+            Id = "medclip-vit",
+            Family = Swin.SwinModelZoo.FamilySwin,
+            Swin = Swin.SwinConfig.SwinT,
+            FeatureDim = 512,
+            ImageSize = 224,
+            // MedCLIP's from_pretrained unpacks medclip-vit-pretrain.zip into a folder holding pytorch_model.bin
+            // (vision_model.* and text_model.*); FairMedFM's pretrained.zip has the same folder medclip-vit/.
+            WeightsFile = "medclip-vit/pytorch_model.bin",
+            WeightsFileAlternatives = ["medclip-vit/model.safetensors", "medclip-vit.safetensors", "medclip-vit.bin"],
+            WeightsUrl = "MedCLIP's release medclip-vit-pretrain.zip (medclip 0.0.3 constants.PRETRAIN_URL_VIT; also in " +
+                         "FairMedFM's pretrained.zip as medclip-vit/): unzip so that medclip-vit/pytorch_model.bin is in the weights folder",
+            // MedCLIP's own processor normalises grey images with one mean/std (not pinned by the spec here);
+            // FairMedFM normalises every model per data set, as done here.
+            NormalizationKind = "dataset",
+            License = "see RyanWangZf/MedCLIP (weights: MedCLIP release)",
+            // FairMedFM's lora_targets for MedCLIP (HF names); the port fuses them into qkv, adapted by thirds.
+            LoraTargets = ["query", "key", "value"],
+            Source = "medclip 0.0.3 MedCLIPVisionModelViT: HF SwinModel microsoft/swin-tiny-patch4-window7-224 (vision_model.model.*) " +
+                     "→ torchvision-layout SwinTransformer via the HF key map (query/key/value fused), + projection_head " +
+                     "Linear(768, 512, no bias); feature = projection_head(pooler_output), not L2-normalised (FairMedFM vision_model(x))",
+        },
     ];
 
     public static ModelCard GetCard(string modelId) =>
@@ -460,6 +486,7 @@ public static class ModelZoo
         if (Hf.HfVisionModels.Handles(card)) return Hf.HfVisionModels.CreateEncoder(card, weightsDir, device);
         if (Onnx.OnnxImageEncoder.Handles(card)) return Onnx.OnnxImageEncoder.Create(card, weightsDir, device);
         if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);
+        if (Swin.SwinModelZoo.Handles(card)) return Swin.SwinModelZoo.CreateEncoder(card, weightsDir, device);
         if (card.Family == "clip") return ClipEncoder.FromCard(card, weightsDir, device);
         if (card.Id == OnnxResNetImporter.ModelId)
         {

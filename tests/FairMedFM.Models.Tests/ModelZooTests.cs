@@ -24,6 +24,7 @@ public class ModelZooTests
                 Vit.VitModelZoo.FamilyDinoV2 => c.DinoV2!.EmbedDim,
                 Vit.VitModelZoo.FamilySamVit => c.SamVit!.EmbedDim,
                 Hf.HfVisionModels.FamilyDinov2 => c.DinoV2!.EmbedDim,
+                Swin.SwinModelZoo.FamilySwin => 512, // MedCLIP's projection_head output (Swin-T pooled is 768)
                 Hf.HfVisionModels.FamilySiglipVision or Hf.HfVisionModels.FamilyClipVision => c.Vit!.EmbedDim,
                 _ => throw new Xunit.Sdk.XunitException($"card {c.Id}: unknown family {c.Family}"),
             };
