@@ -157,6 +157,11 @@ public sealed class Cli
 
         var ws = Workspace.FromEnvironment(pr.GetValue(CacheOpt), pr.GetValue(WeightsOpt));
         var outDir = Path.GetFullPath(pr.GetValue(OutOpt) ?? defaultOut ?? Path.Combine("out", grid.Name));
+        // Checked before the sweep, so a bad option never costs a whole run.
+        string? early = File.Exists(outDir) ? $"--out {outDir} is a file, not a folder"
+            : File.Exists(ws.CacheDir) ? $"--cache {ws.CacheDir} is a file, not a folder"
+            : pr.GetValue(SlotsOpt) < 1 ? $"--slots must be at least 1 (got {pr.GetValue(SlotsOpt)})" : null;
+        if (early is not null) { _console.MarkupLine($"[red]error:[/] {Markup.Escape(early)}"); return 2; }
         var cells = grid.Expand();
         _console.MarkupLine($"[bold]{Markup.Escape(grid.Name)}[/]: {cells.Count} cells = {grid.Datasets.Count} dataset(s) × {grid.Models.Count} model(s) × " +
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
@@ -179,7 +184,13 @@ public sealed class Cli
             var outcome = await RunWithProgress(conn.Client, grid, pr.GetValue(PlainOpt), ct);
             sw.Stop();
 
-            ResultWriter.Write(outDir, grid.Name, outcome.Results);
+            try { ResultWriter.Write(outDir, grid.Name, outcome.Results); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The cells themselves are kept in the cache: a rerun with a writable --out costs nothing.
+                _console.MarkupLine($"[red]error:[/] cannot write the output folder {Markup.Escape(outDir)}: {Markup.Escape(e.Message)} (results are kept in {Markup.Escape(ws.ResultsDir)})");
+                return 2;
+            }
             await PrintMatrix(conn.Client, outcome);
             var failed = outcome.Results.Where(r => r.Status != "done").ToList();
             foreach (var f in failed)
@@ -250,7 +261,7 @@ public sealed class Cli
             var table = new Table().Title($"[bold]{Markup.Escape(usage)} · {Markup.Escape(method)} · attribute {Markup.Escape(attribute)}[/]");
             table.AddColumn("dataset").AddColumn("model");
             foreach (var (_, label) in metrics) table.AddColumn(label);
-            table.AddColumn("test groups: n (+pos/−neg)");
+            table.AddColumn("test groups, first seed: n (+pos/−neg)");
             foreach (var ds in views[0].Datasets)
             foreach (var model in views[0].Models)
             {

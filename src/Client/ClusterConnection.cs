@@ -55,8 +55,7 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
         else
         {
-            if (!IPEndPoint.TryParse(gateway, out var ep))
-                throw new ArgumentException($"--gateway '{gateway}' is not an IP endpoint like 127.0.0.1:30000");
+            var ep = ParseGateway(gateway);
             var attempts = 0;
             builder.UseOrleansClient(c => c
                 .UseStaticClustering(ep)
@@ -77,6 +76,21 @@ public sealed class ClusterConnection : IAsyncDisposable
             throw new InvalidOperationException($"could not reach the {description}: {e.Message}", e);
         }
         return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
+    }
+
+    /// <summary>host:port with an IP address or a host name (resolved here, IPv4 first).</summary>
+    public static IPEndPoint ParseGateway(string gateway)
+    {
+        if (IPEndPoint.TryParse(gateway, out var ep) && ep.Port > 0) return ep;
+        var i = gateway.LastIndexOf(':');
+        if (i <= 0 || !int.TryParse(gateway[(i + 1)..], out var port) || port is < 1 or > 65535)
+            throw new ArgumentException($"--gateway '{gateway}' is not host:port (e.g. 127.0.0.1:30000)");
+        IPAddress[] addresses;
+        try { addresses = Dns.GetHostAddresses(gateway[..i]); }
+        catch (System.Net.Sockets.SocketException e) { throw new ArgumentException($"--gateway host '{gateway[..i]}' cannot be resolved: {e.Message}"); }
+        var a = addresses.OrderBy(x => x.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1).FirstOrDefault()
+                ?? throw new ArgumentException($"--gateway host '{gateway[..i]}' has no address");
+        return new IPEndPoint(a, port);
     }
 
     private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

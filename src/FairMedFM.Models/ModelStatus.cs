@@ -46,6 +46,7 @@ public static class ModelStatus
                 return new(card, verification, "found: " + Path.GetFileName(folder) + "/", true, weights);
             }
             var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
+            if (new FileInfo(path).Length == 0) return new(card, verification, $"unusable: {Path.GetFileName(path)} is empty", false, null);
             return new(card, verification, "found: " + Path.GetFileName(path), true, path);
         }
         catch (FileNotFoundException) when (card.HfFolder is not null)

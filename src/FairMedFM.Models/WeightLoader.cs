@@ -186,6 +186,18 @@ public static class WeightLoader
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
         if (!System.IO.File.Exists(path)) throw new FileNotFoundException($"Weights file not found: '{path}'.", path);
+        if (new FileInfo(path).Length == 0) throw new InvalidDataException($"weights file '{path}' is empty (an interrupted download?)");
+        try { return ReadStateDictUnchecked(path); }
+        catch (Exception e) when (e is EndOfStreamException or IOException or InvalidDataException or System.Text.Json.JsonException or FormatException
+                                      && !e.Message.Contains(path, StringComparison.Ordinal))
+        {
+            // Decoder errors ("End of Central Directory record could not be found") must say which file they are about.
+            throw new InvalidDataException($"cannot read weights file '{path}': {e.Message}", e);
+        }
+    }
+
+    private static Dictionary<string, Tensor> ReadStateDictUnchecked(string path)
+    {
         if (IsZip(path))
         {
             if (IsTorchScriptArchive(path))

@@ -82,8 +82,7 @@ public sealed class ExperimentGrain(
         }
         catch (Exception e)
         {
-            result = CellResult.Failed(spec, CellRunner.Describe(e), DateTimeOffset.UtcNow);
-            runner.Results.Put(result);
+            result = runner.Results.PutFailure(CellResult.Failed(spec, CellRunner.Describe(e), DateTimeOffset.UtcNow));
         }
         activity?.SetTag("fairmedfm.status", result.Status);
         // Written inside the cell's span: the log line carries the cell's trace id.
@@ -174,9 +173,7 @@ public sealed class ExperimentGrain(
 
     private CellResult Fail(CellSpec spec, string error, DateTimeOffset started)
     {
-        var r = CellResult.Failed(spec, error, started);
-        runner.Results.Put(r);
-        return r;
+        return runner.Results.PutFailure(CellResult.Failed(spec, error, started));
     }
 
     public static CellSummary ToSummary(CellResult r, string? resultFile) => new(

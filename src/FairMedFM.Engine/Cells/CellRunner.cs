@@ -46,9 +46,7 @@ public sealed class CellRunner(Workspace workspace)
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            var failed = CellResult.Failed(spec, Describe(e), started);
-            Results.Put(failed);
-            return failed;
+            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started));
         }
     }
 
@@ -145,9 +143,7 @@ public sealed class CellRunner(Workspace workspace)
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            var failed = CellResult.Failed(spec, Describe(e), started);
-            Results.Put(failed);
-            return failed;
+            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started));
         }
     }
 
@@ -204,6 +200,7 @@ public sealed class CellRunner(Workspace workspace)
     {
         var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions.First() : e;
         return inner is ConfigException or DataException or FairMedFM.Models.WeightLoadException or ArgumentException or InvalidOperationException
+                   or IOException or InvalidDataException or UnauthorizedAccessException
             ? inner.Message
             : $"{inner.GetType().Name}: {inner.Message}";
     }

@@ -18,6 +18,22 @@ public sealed class ResultStore(string directory)
         catch (JsonException) { return null; } // a damaged entry is recomputed, never trusted
     }
 
-    public void Put(CellResult result) =>
-        Workspace.WriteAllTextAtomic(PathFor(result.CellId), JsonSerializer.Serialize(result, JsonDefaults.Pretty));
+    public void Put(CellResult result)
+    {
+        try { Workspace.WriteAllTextAtomic(PathFor(result.CellId), JsonSerializer.Serialize(result, JsonDefaults.Pretty)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot write the result of cell {result.CellId} to {Directory}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Records a failure without throwing: when the store itself is unwritable (full disk, read-only or file-in-the-way
+    /// cache) the failure must still reach the caller instead of the cell hanging.
+    /// </summary>
+    public CellResult PutFailure(CellResult failed)
+    {
+        try { Put(failed); return failed; }
+        catch (IOException e) { return failed with { Error = $"{failed.Error} (and {e.Message})" }; }
+    }
 }

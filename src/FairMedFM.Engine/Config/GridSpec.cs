@@ -46,6 +46,7 @@ public sealed class GridSpec
         var deserializer = new DeserializerBuilder()
             .WithNamingConvention(UnderscoredNamingConvention.Instance)
             .WithCaseInsensitivePropertyMatching()
+            .WithDuplicateKeyChecking() // a repeated key must not silently override the first (cards reject them too)
             .Build();
         try
         {
@@ -65,6 +66,14 @@ public sealed class GridSpec
         Need(Datasets, "datasets"); Need(Models, "models"); Need(Usages, "usages"); Need(Methods, "methods"); Need(Attributes, "attributes");
         if (Seeds is null || Seeds.Count == 0) throw new ConfigException($"{sourceName}: 'seeds' must list at least one seed");
         if (string.IsNullOrWhiteSpace(Name)) throw new ConfigException($"{sourceName}: 'name' must not be empty");
+        // A repeated entry would be one cell counted twice: say so rather than silently running fewer cells.
+        void Unique<T>(IEnumerable<T> xs, string key)
+        {
+            var dup = xs.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1);
+            if (dup is not null) throw new ConfigException($"{sourceName}: '{key}' lists '{dup.Key}' more than once");
+        }
+        Unique(Datasets, "datasets"); Unique(Models, "models"); Unique(Usages, "usages"); Unique(Methods, "methods");
+        Unique(Attributes, "attributes"); Unique(Seeds, "seeds");
         void NotNull(object? value, string key) { if (value is null) throw new ConfigException($"{sourceName}: '{key}' has no value (give its settings or leave the key out)"); }
         NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
         foreach (var u in Usages) if (!KnownUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", KnownUsages)})");

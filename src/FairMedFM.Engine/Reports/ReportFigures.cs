@@ -73,7 +73,9 @@ public static partial class ReportFigures
             else if (cell.Stats.Mean is { } v)
             {
                 fill = cmap.GetColor(Math.Clamp((v - lo) / (hi - lo), 0, 1));
-                text = cell.ValueText;
+                // Two short lines (value ± sd, then the interval) so the text fits the cell; the interval is shown once.
+                text = v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)
+                       + (cell.Stats.Std is { } sd && cell.Seeds.Count > 1 ? " ± " + sd.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "");
                 if (cell.Ci is { } ci) text += "\n" + (cell.Seeds.Count > 1 ? "mean CI " : "CI ") + ci.Format();
             }
             else { fill = Undefined; text = Wrap(cell.ValueText, 18); }
