@@ -79,27 +79,40 @@ public static class FairMedFMHosting
     }
 
     /// <summary>
-    /// Traces and metrics of FairMedFM and Orleans. Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLP, the standard
-    /// OTEL_* variables apply) or FAIRMEDFM_OTEL=console (local debugging).
+    /// Traces and metrics of FairMedFM and Orleans, configured by the standard variables: OTEL_TRACES_EXPORTER /
+    /// OTEL_METRICS_EXPORTER (otlp, console, none; comma-separated), OTEL_EXPORTER_OTLP_ENDPOINT (implies otlp when the
+    /// exporter variables are unset) and the other OTEL_* settings the exporters read; FAIRMEDFM_OTEL=console is a local
+    /// shortcut. Nothing is exported unless asked for (tests run with nothing set).
     /// </summary>
     public static IServiceCollection AddFairMedFMTelemetry(this IServiceCollection services, string serviceName)
     {
-        bool otlp = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        bool console = string.Equals(Environment.GetEnvironmentVariable("FAIRMEDFM_OTEL"), "console", StringComparison.OrdinalIgnoreCase);
-        if (!otlp && !console) return services;
+        var endpoint = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        var shortcut = string.Equals(Environment.GetEnvironmentVariable("FAIRMEDFM_OTEL"), "console", StringComparison.OrdinalIgnoreCase);
+        HashSet<string> Exporters(string variable)
+        {
+            var set = (Environment.GetEnvironmentVariable(variable) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(x => x.ToLowerInvariant()).ToHashSet();
+            if (set.Count == 0 && endpoint) set.Add("otlp");
+            if (shortcut) set.Add("console");
+            set.Remove("none");
+            return set;
+        }
+        var traces = Exporters("OTEL_TRACES_EXPORTER");
+        var metrics = Exporters("OTEL_METRICS_EXPORTER");
+        if (traces.Count == 0 && metrics.Count == 0) return services;
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? serviceName))
             .WithTracing(t =>
             {
                 t.AddSource(Telemetry.Name, "Microsoft.Orleans.Application", "Microsoft.Orleans.Runtime");
-                if (otlp) t.AddOtlpExporter();
-                if (console) t.AddConsoleExporter();
+                if (traces.Contains("otlp")) t.AddOtlpExporter();
+                if (traces.Contains("console")) t.AddConsoleExporter();
             })
             .WithMetrics(m =>
             {
                 m.AddMeter(Telemetry.Name, "Microsoft.Orleans");
-                if (otlp) m.AddOtlpExporter();
-                if (console) m.AddConsoleExporter();
+                if (metrics.Contains("otlp")) m.AddOtlpExporter();
+                if (metrics.Contains("console")) m.AddConsoleExporter();
             });
         return services;
     }
