@@ -3,24 +3,10 @@ namespace FairMedFM.Engine.Tests;
 /// <summary>Locates the repository (walk up to FairMedFM.sln) and the shared data folder.</summary>
 internal static class TestPaths
 {
-    private static readonly Lazy<string> Root = new(() =>
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FairMedFM.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException($"FairMedFM.sln not found above {AppContext.BaseDirectory}");
-    });
-
-    public static string RepoRoot => Root.Value;
+    public static string RepoRoot => FairMedFM.Tests.Shared.RepoPaths.RepoRoot;
 
     /// <summary><c>$FAIRMEDFM_SHARED</c> if set, else <c>&lt;repo&gt;/../shared</c>.</summary>
-    public static string Shared
-    {
-        get
-        {
-            var env = Environment.GetEnvironmentVariable("FAIRMEDFM_SHARED");
-            return Path.GetFullPath(string.IsNullOrEmpty(env) ? Path.Combine(RepoRoot, "..", "shared") : env);
-        }
-    }
+    public static string Shared => FairMedFM.Tests.Shared.RepoPaths.Shared;
 
     public static string NihDir => Path.Combine(Shared, "data", "nih_chestxray14_64px");
     public static string NihCsv => Path.Combine(NihDir, "metadata.csv");

@@ -6,22 +6,13 @@ namespace FairMedFM.Models.Tests;
 public static class TestPaths
 {
     /// <summary>First folder above the test binaries that holds FairMedFM.sln.</summary>
-    public static string RepoRoot { get; } = FindRoot();
+    public static string RepoRoot => FairMedFM.Tests.Shared.RepoPaths.RepoRoot;
 
     /// <summary>FAIRMEDFM_SHARED, else &lt;repo&gt;/../shared.</summary>
-    public static string Shared =>
-        Environment.GetEnvironmentVariable("FAIRMEDFM_SHARED") is { Length: > 0 } s
-            ? s
-            : Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
+    public static string Shared => FairMedFM.Tests.Shared.RepoPaths.Shared;
 
     public static string Golden(string caseName) => Path.Combine(Shared, "golden", caseName);
 
-    private static string FindRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "FairMedFM.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException($"FairMedFM.sln not found above {AppContext.BaseDirectory}.");
-    }
 
     /// <summary>A fresh temp folder, deleted on dispose.</summary>
     public sealed class TempDir : IDisposable
