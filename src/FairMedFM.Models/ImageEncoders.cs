@@ -21,6 +21,17 @@ public interface IImageEncoder : IDisposable
     Tensor Encode(Tensor images);
 }
 
+/// <summary>What every frozen encoder does to its module once: move it to the device, eval mode, no gradients.</summary>
+internal static class FrozenModule
+{
+    public static void Freeze(nn.Module module, Device device)
+    {
+        module.to(device);
+        module.eval();
+        foreach (var p in module.parameters()) p.requires_grad = false;
+    }
+}
+
 /// <summary>
 /// <see cref="IImageEncoder"/> over a <see cref="ResNet"/>: pooled features (classifier unused), or with
 /// <c>l2HeadFeature</c> the fc output L2-normalised (C2L's projection feature).
@@ -40,9 +51,7 @@ public sealed class ResNetImageEncoder : IImageEncoder
         WeightsHash = weightsHash;
         _device = device ?? CPU;
         _model = model;
-        _model.to(_device);
-        _model.eval();
-        foreach (var p in _model.parameters()) p.requires_grad = false;
+        FrozenModule.Freeze(_model, _device);
     }
 
     public string ModelId { get; }

@@ -21,9 +21,7 @@ public sealed class ClipEncoder : IImageEncoder, ITextEncoder, IContrastiveLogit
         Tokenizer = tokenizer ?? ClipTokenizer.Default;
         WeightsHash = weightsHash ?? model.WeightsHash ?? "";
         _device = device ?? CPU;
-        _model.to(_device);
-        _model.eval();
-        foreach (var p in _model.parameters()) p.requires_grad = false;
+        FrozenModule.Freeze(_model, _device);
     }
 
     public string ModelId { get; }

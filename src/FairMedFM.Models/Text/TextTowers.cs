@@ -151,9 +151,7 @@ public sealed class BertTextEncoder : IBertTextEncoder
         _padding = padding;
         WeightsHash = weightsHash;
         _device = device ?? CPU;
-        _module.to(_device);
-        _module.eval();
-        foreach (var p in _module.parameters()) p.requires_grad = false;
+        FrozenModule.Freeze(_module, _device);
     }
 
     public string ModelId { get; }

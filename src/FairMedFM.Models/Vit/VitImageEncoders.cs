@@ -22,9 +22,7 @@ public sealed class VitImageEncoder<TModel> : IAdaptableImageEncoder where TMode
         FeatureDim = featureDim;
         WeightsHash = weightsHash;
         _device = device ?? CPU;
-        model.to(_device);
-        model.eval();
-        foreach (var p in model.parameters()) p.requires_grad = false;
+        FrozenModule.Freeze(model, _device);
     }
 
     public string ModelId { get; }
