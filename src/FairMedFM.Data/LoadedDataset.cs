@@ -44,11 +44,15 @@ public sealed class LoadedDataset
     /// <summary>Group labels of an attribute or intersection, in code order.</summary>
     public IReadOnlyList<string> GroupLabels(string attributeOrIntersection) => Card.GroupLabels(attributeOrIntersection);
 
-    public static LoadedDataset Load(DatasetCard card, bool hashImages = true)
+    /// <param name="guard">Where the CSV and the images may lie; <see cref="PathGuard.Current"/> when null. A path column
+    /// entry that is absolute or climbs out with <c>..</c> (or through a symlink) beyond the roots is an error naming its row.</param>
+    public static LoadedDataset Load(DatasetCard card, bool hashImages = true, PathGuard? guard = null)
     {
+        guard ??= PathGuard.Current;
         card.Validate();
         var csvPath = Path.GetFullPath(card.MetadataCsv);
         var imageRoot = Path.GetFullPath(card.ImageRoot);
+        guard.Check(csvPath, "metadata CSV", card.SourceFile, field: "metadata_csv");
         if (!File.Exists(csvPath)) throw new DataException("metadata CSV not found", csvPath);
         byte[] csvBytes;
         try { csvBytes = File.ReadAllBytes(csvPath); }
@@ -81,6 +85,7 @@ public sealed class LoadedDataset
             var rel = f[pathCol].Trim();
             if (rel.Length == 0) throw new DataException("empty image path", csvPath, rowNo, card.PathColumn);
             var abs = Path.GetFullPath(Path.Combine(imageRoot, rel));
+            guard.Check(abs, "image", csvPath, rowNo, card.PathColumn);
             if (!File.Exists(abs))
                 throw new DataException($"image file not found: '{abs}'", csvPath, rowNo, card.PathColumn);
             string patient = patientCol is { } pc ? f[pc].Trim() : rel;
