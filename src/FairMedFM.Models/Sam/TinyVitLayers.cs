@@ -322,7 +322,7 @@ public sealed class TinyVitBlock : nn.Module<Tensor, Tensor>
         if (h == ws && w == ws) y = attn.forward(x);
         else
         {
-            y = x.view(b, h, w, c);
+            y = x.reshape(b, h, w, c);
             int padB = (ws - h % ws) % ws, padR = (ws - w % ws) % ws;
             if (padB > 0 || padR > 0) y = nn.functional.pad(y, [0, 0, 0, padR, 0, padB]);
             int pH = h + padB, pW = w + padR, nH = pH / ws, nW = pW / ws;
