@@ -63,9 +63,21 @@ public sealed class NiftiHeader
     /// </summary>
     public double[] Affine()
     {
-        if (SFormCode > 0) return SRowX.Concat(SRowY).Concat(SRowZ).ToArray();
+        if (SFormCode > 0) return SFormAffine();
+        if (QFormCode > 0) return QFormAffine();
+        return new[] { PixDim[1], 0, 0, 0, 0, PixDim[2], 0, 0, 0, 0, PixDim[3], 0 };
+    }
+
+    /// <summary>The sform rows (srow_x, srow_y, srow_z) as a row-major 3×4 matrix, whatever <c>sform_code</c> says.</summary>
+    public double[] SFormAffine() => SRowX.Concat(SRowY).Concat(SRowZ).ToArray();
+
+    /// <summary>
+    /// The qform (quaternion b, c, d with a = √(1 − b² − c² − d²), qfac = pixdim[0] sign, pixdim[1..3], qoffset) as a
+    /// row-major 3×4 matrix, whatever <c>qform_code</c> says.
+    /// </summary>
+    public double[] QFormAffine()
+    {
         var (sx, sy, sz) = (PixDim[1], PixDim[2], PixDim[3]);
-        if (QFormCode > 0)
         {
             double b = QuaternB, c = QuaternC, d = QuaternD;
             double a2 = 1.0 - (b * b + c * c + d * d);
@@ -94,7 +106,6 @@ public sealed class NiftiHeader
             }
             return m;
         }
-        return new[] { sx, 0, 0, 0, 0, sy, 0, 0, 0, 0, sz, 0 };
     }
 
     /// <summary>Size in bytes of one voxel of a data type.</summary>

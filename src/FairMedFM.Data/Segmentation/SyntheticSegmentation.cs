@@ -141,15 +141,36 @@ public static class SyntheticSegmentation
         var meta = new JsonObject
         {
             ["generator"] = "FairMedFM.Data.Segmentation.SyntheticSegmentation",
-            ["options"] = JsonSerializer.SerializeToNode(o),
+            // Written field by field (no reflection-based serialisation: works in trimmed/AOT hosts too).
+            ["options"] = new JsonObject
+            {
+                ["dimensionality"] = o.Dimensionality == SyntheticDimensionality.TwoD ? "2d" : "3d",
+                ["patients"] = o.Patients,
+                ["items_per_patient"] = o.ItemsPerPatient,
+                ["image_size"] = o.ImageSize,
+                ["volume_shape"] = new JsonArray(o.VolumeShape.Select(v => (JsonNode)v).ToArray()),
+                ["voxel_spacing"] = new JsonArray(o.VoxelSpacing.Select(v => (JsonNode)v).ToArray()),
+                ["seed"] = o.Seed,
+                ["affected_sex"] = o.AffectedSex,
+                ["contrast_factor"] = o.ContrastFactor,
+                ["size_factor"] = o.SizeFactor,
+                ["noise_factor"] = o.NoiseFactor,
+                ["name"] = o.EffectiveName,
+            },
             ["labels"] = new JsonObject { ["0"] = "background", ["1"] = "organ", ["2"] = "lesion (target)" },
             ["planted_difference"] = $"sex {o.AffectedSex}: lesion contrast x{F(o.ContrastFactor)}, lesion radii x{F(o.SizeFactor)}, noise x{F(o.NoiseFactor)}",
         };
-        File.WriteAllText(Path.Combine(root, "synthetic.json"), meta.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.WriteAllText(Path.Combine(root, "synthetic.json"), meta.ToJsonString(IndentedJson) + "\n");
         return new SyntheticSegResult(root, cardPath, csvPath, row, o.Patients, LesionLabel);
     }
 
     private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    private static readonly JsonSerializerOptions IndentedJson = new()
+    {
+        WriteIndented = true,
+        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(),
+    };
 
     /// <summary>The card written next to the data (paths relative to it).</summary>
     public static string CardYaml(SyntheticSegOptions o)
