@@ -197,7 +197,12 @@ public class PromptTests
     public void Seed_derivation_is_a_fixed_function()
     {
         // Pinned so a change of the derivation (which would change every prompt of every run) is noticed.
-        Assert.Equal(SegRandom.DeriveSeed(0, "prompt:rand", "a"), SegRandom.DeriveSeed(0, "prompt:rand", "a"));
+        Assert.Equal(683763031410021019UL, SegRandom.DeriveSeed(0, "prompt:rand", "a"));
+        var m = new byte[40 * 30];
+        for (int y = 5; y < 25; y++) for (int x = 3; x < 37; x++) m[y * 40 + x] = 1;
+        var p = PromptGenerator.FromMask(m, 40, 30, 123, "sample-7");
+        Assert.Equal(new PromptPoint(25, 8), p.Rand);
+        Assert.Equal(new[] { new PromptPoint(17, 14), new PromptPoint(27, 9), new PromptPoint(21, 23), new PromptPoint(33, 9), new PromptPoint(4, 5) }, p.Rands);
         Assert.NotEqual(SegRandom.DeriveSeed(0, "prompt:rand", "a"), SegRandom.DeriveSeed(0, "prompt:rands", "a"));
         Assert.NotEqual(SegRandom.DeriveSeed(0, "prompt:rand", "a"), SegRandom.DeriveSeed(1, "prompt:rand", "a"));
     }
