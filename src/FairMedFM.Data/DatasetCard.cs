@@ -33,7 +33,7 @@ public sealed class DatasetCard
     private static readonly string[] RootKeys =
     {
         "name", "description", "metadata_csv", "image_root", "path_column", "patient_id_column", "label",
-        "attributes", "intersections", "normalization", "zero_shot",
+        "attributes", "intersections", "normalization", "zero_shot", "task",
     };
 
     /// <summary>Attribute names followed by intersection names (the keys of <see cref="Sample.Groups"/>).</summary>
@@ -53,6 +53,11 @@ public sealed class DatasetCard
         { throw new DataException($"cannot read dataset card: {e.Message}", full, inner: e); }
 
         var root = new CardMap(CardNode.Parse(full, text), full, "");
+        // Optional 'task' (absent = classification); segmentation cards have their own loader and keys.
+        if (root.OptString("task") is { } task && task != "classification")
+            throw root.Error("task", task == Segmentation.SegmentationCard.TaskName
+                ? "this is a segmentation card; load it with SegmentationCard.Load (see DatasetCardTask.Detect)"
+                : $"unknown task '{task}' (classification or segmentation)");
         var dir = System.IO.Path.GetDirectoryName(full)!;
         string Resolve(string p) => System.IO.Path.GetFullPath(System.IO.Path.Combine(dir, p));
 

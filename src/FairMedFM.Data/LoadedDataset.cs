@@ -155,7 +155,7 @@ public sealed class LoadedDataset
         return -1; // unreachable: Encode only returns labels from GroupLabels
     }
 
-    private static List<string[]> ReadCsv(string csvPath, byte[] bytes, out string[] header)
+    internal static List<string[]> ReadCsv(string csvPath, byte[] bytes, out string[] header)
     {
         var options = new CsvReaderOptions
         {
