@@ -105,6 +105,31 @@ public class PathGuardTests
     }
 
     [Fact]
+    public void Segmentation_cards_and_their_label_maps_are_confined_too()
+    {
+        using var l = new Layout();
+        var gen = FairMedFM.Data.Segmentation.SyntheticSegmentation.Generate(System.IO.Path.Combine(l.DatasetDir, "seg"),
+            FairMedFM.Data.Segmentation.SyntheticSegOptions.Default2D with { Patients = 4 });
+        var card = System.IO.Path.Combine(l.DatasetDir, "seg", "card.yaml");
+        Assert.True(File.Exists(card), gen.ToString());
+        Assert.True(FairMedFM.Data.Segmentation.SegmentationDataset.Load(card, hashFiles: false, guard: l.Guard).Samples.Count > 0);
+
+        // A label path escaping the root is refused naming the row and the label column.
+        var csv = System.IO.Path.Combine(l.DatasetDir, "seg", "metadata.csv");
+        var lines = File.ReadAllLines(csv);
+        var header = lines[0].Split(',');
+        int col = Array.IndexOf(header, "labelPath");
+        var f = lines[1].Split(',');
+        f[col] = "/etc/hostname";
+        lines[1] = string.Join(',', f);
+        File.WriteAllLines(csv, lines);
+        var e = Assert.Throws<DataException>(() => FairMedFM.Data.Segmentation.SegmentationDataset.Load(card, hashFiles: false, guard: l.Guard));
+        Assert.Equal(1, e.Row);
+        Assert.Equal("labelPath", e.Column);
+        Assert.Contains("outside the configured data roots", e.Message);
+    }
+
+    [Fact]
     public void A_root_prefix_is_not_a_root()
     {
         using var l = new Layout();

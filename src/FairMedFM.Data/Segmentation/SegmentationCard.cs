@@ -50,9 +50,12 @@ public sealed class SegmentationCard
     public IReadOnlyList<string> AttributeNames =>
         Attributes.Select(a => a.Name).Concat(Intersections.Select(i => i.Name)).ToList();
 
-    public static SegmentationCard Load(string path)
+    /// <param name="guard">Where the card and what it names may lie; <see cref="PathGuard.Current"/> when null.</param>
+    public static SegmentationCard Load(string path, PathGuard? guard = null)
     {
+        guard ??= PathGuard.Current;
         var full = System.IO.Path.GetFullPath(path);
+        guard.Check(full, "dataset card");
         if (!File.Exists(full)) throw new DataException("dataset card not found", full);
         string text;
         try { text = File.ReadAllText(full); }
@@ -87,6 +90,8 @@ public sealed class SegmentationCard
         foreach (var k in RootKeys) root.Get(k);
         root.RejectUnknown();
         card.Validate();
+        guard.Check(card.DataRoot, "data root", full, field: "data_root");
+        guard.Check(card.MetadataCsv, "metadata CSV", full, field: "metadata_csv");
         return card;
     }
 

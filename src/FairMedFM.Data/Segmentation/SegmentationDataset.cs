@@ -122,14 +122,18 @@ public sealed class SegmentationDataset
     public IReadOnlyList<int> SamplesOfVolume(string volumeId) =>
         Samples.Where(s => s.VolumeId == volumeId).OrderBy(s => s.SliceIndex ?? 0).Select(s => s.Index).ToList();
 
-    public static SegmentationDataset Load(string cardPath, bool hashFiles = true) => Load(SegmentationCard.Load(cardPath), hashFiles);
+    public static SegmentationDataset Load(string cardPath, bool hashFiles = true, PathGuard? guard = null) =>
+        Load(SegmentationCard.Load(cardPath, guard), hashFiles, guard);
 
-    public static SegmentationDataset Load(SegmentationCard card, bool hashFiles = true)
+    /// <param name="guard">Where the CSV, images and label maps may lie; <see cref="PathGuard.Current"/> when null.</param>
+    public static SegmentationDataset Load(SegmentationCard card, bool hashFiles = true, PathGuard? guard = null)
     {
+        guard ??= PathGuard.Current;
         card.Validate();
         var csvPath = Path.GetFullPath(card.MetadataCsv);
         var root = Path.GetFullPath(card.DataRoot);
         if (!Directory.Exists(root)) throw new DataException("data_root folder not found", card.SourceFile, field: "data_root");
+        guard.Check(csvPath, "metadata CSV", card.SourceFile, field: "metadata_csv");
         if (!File.Exists(csvPath)) throw new DataException("metadata CSV not found", csvPath);
         byte[] csvBytes;
         try { csvBytes = File.ReadAllBytes(csvPath); }
@@ -175,6 +179,8 @@ public sealed class SegmentationDataset
             seenImages[relImg] = rowNo;
             var absImg = Path.GetFullPath(Path.Combine(root, relImg));
             var absLbl = Path.GetFullPath(Path.Combine(root, relLbl));
+            guard.Check(absImg, "image", csvPath, rowNo, card.ImageColumn);
+            guard.Check(absLbl, "label map", csvPath, rowNo, card.LabelColumn);
             if (!File.Exists(absImg)) throw new DataException($"image file not found: '{absImg}'", csvPath, rowNo, card.ImageColumn);
             if (!File.Exists(absLbl)) throw new DataException($"label file not found: '{absLbl}'", csvPath, rowNo, card.LabelColumn);
             string patient = patCol is { } pc ? f[pc].Trim() : relImg;
