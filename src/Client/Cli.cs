@@ -69,6 +69,13 @@ public sealed class Cli
             }
             foreach (var (id, reason) in FairMedFM.Models.ModelStatus.NotYetAvailable)
                 t.AddRow(Markup.Escape(id), "–", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
+            // Promptable segmentation models (SAM family): the feature column holds the cached image-embedding shape.
+            foreach (var a in FairMedFM.Models.Sam.SegModelZoo.Status(weights))
+                t.AddRow(Markup.Escape(a.Card.Id), Markup.Escape(a.Card.Family), Markup.Escape(a.Card.Verification),
+                    (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
+                    a.Card.EmbeddingShape, a.Card.ImageSize.ToString(), Markup.Escape(a.Card.NormalizationKind), Markup.Escape(a.Card.License));
+            foreach (var (id, reason) in FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable)
+                t.AddRow(Markup.Escape(id), "segmentation", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
             _console.Write(t);
             _console.MarkupLine($"[grey]weights folder: {Markup.Escape(weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)")}[/]");
             return 0;

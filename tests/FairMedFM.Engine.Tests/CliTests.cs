@@ -189,4 +189,15 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
         Assert.Contains(TinyData.Model, output);
         Assert.Contains("512", output);
     }
+
+    [Fact]
+    public async Task Models_list_shows_the_segmentation_cards()
+    {
+        var (code, output) = await CliRunner.Run("models", "list");
+        Assert.Equal(0, code);
+        foreach (var c in FairMedFM.Models.Sam.SegModelZoo.Cards) Assert.Contains(c.Id, output);
+        foreach (var (id, _) in FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable) Assert.Contains(id, output);
+        Assert.Contains("256×64×64", output);
+        Assert.Contains("sam_vit_b_01ec64.pth", output);
+    }
 }
