@@ -14,11 +14,52 @@ public class SegModelZooTests
     private readonly ITestOutputHelper _out;
     public SegModelZooTests(ITestOutputHelper output) => _out = output;
 
+    [Theory]
+    [InlineData("mobilesam", "mobile_sam.pt")]
+    [InlineData("tinysam", "tinysam.pth")]
+    public void TinyVitCardsPutTheTinyVitEncoderInFrontOfSamsDecoder(string id, string file)
+    {
+        var card = SegModelZoo.GetCard(id);
+        Assert.Equal(SegModelZoo.FamilyTinyVit, card.Family);
+        Assert.Equal(file, card.WeightsFile);
+        Assert.Equal((1024, 64, 256), (card.ImageSize, card.Sam.ImageEmbeddingSize, card.Sam.PromptEmbedDim));
+        Assert.Equal("256×64×64", card.EmbeddingShape);
+
+        // The whole model's keys: TinyViT's under image_encoder., and exactly SAM ViT-B's prompt encoder / mask decoder keys.
+        using var model = SegModelZoo.Build(card);
+        using var encoder = new TinyViT("image_encoder", TinyVitConfig.MobileSam);
+        using var samB = SegModelZoo.Build(SegModelZoo.GetCard("sam-vit-b"));
+        var keys = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var expectedEncoder = encoder.state_dict().Select(kv => "image_encoder." + kv.Key).ToHashSet();
+        Assert.Equal(expectedEncoder, keys.Keys.Where(k => k.StartsWith("image_encoder.")).ToHashSet());
+        var samDecoder = samB.state_dict().Where(kv => !kv.Key.StartsWith("image_encoder.")).ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var decoder = keys.Where(kv => !kv.Key.StartsWith("image_encoder.")).ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Equal(samDecoder.Keys.Order(), decoder.Keys.Order());
+        foreach (var (k, shape) in samDecoder) Assert.Equal(shape, decoder[k]);
+    }
+
+    [Fact]
+    public void TinyVitEncoderAndSamDecoderRunTogetherAtASmallSize()
+    {
+        // The real TinyViT-5M layout at 128 px (any multiple of 16 works here) with SAM's decoder: prompt → masks at input size.
+        var cfg = TinyVitConfig.MobileSam with { ImgSize = 128 };
+        using var model = new SamModel("sam", new TinyViT("image_encoder", cfg), new SamConfig { ImgSize = 128, ImageEmbeddingSize = 8 });
+        model.eval();
+        using var _ = torch.inference_mode();
+        using var scope = NewDisposeScope();
+        var emb = model.EmbedImage(torch.randn(1, 3, 128, 128, generator: new Generator(5)));
+        Assert.Equal([1L, 256, 8, 8], emb.shape);
+        var outp = model.Predict(emb, SamPrompt.PositivePoints(torch.tensor(new float[] { 60, 40 }).view(1, 1, 2)));
+        Assert.Equal([1L, 3, 128, 128], outp.Masks.shape);
+        Assert.Equal([1L, 3], outp.IouPredictions.shape);
+        Assert.True(outp.MaskLogits.isfinite().all().item<bool>());
+    }
+
     [Fact]
     public void CardsCarryThePublishedConfigurations()
     {
         var ids = SegModelZoo.Cards.Select(c => c.Id).ToArray();
-        Assert.Equal(["sam-vit-b", "sam-vit-l", "sam-vit-h", "medsam-vit-b", "ft-sam-vit-b", "sam-med2d-vit-b"], ids);
+        Assert.Equal(["sam-vit-b", "sam-vit-l", "sam-vit-h", "medsam-vit-b", "ft-sam-vit-b", "sam-med2d-vit-b", "mobilesam", "tinysam"], ids);
         Assert.Equal(ids.Length, ids.Distinct(StringComparer.OrdinalIgnoreCase).Count());
 
         void Vit(string id, int dim, int depth, int heads, int[] globals, int img)

@@ -71,13 +71,14 @@ public sealed record LoadedSegModel(SegModelCard Card, SamModel Model, string We
 public sealed record SegModelAvailability(SegModelCard Card, string Weights, bool Available, string? WeightsPath);
 
 /// <summary>
-/// The promptable segmentation FMs of FairMedFM (spec §3.3) as cards. MobileSAM and TinySAM (TinyViT encoder) are
-/// added by one card each once the TinyViT encoder is merged.
+/// The promptable segmentation FMs of FairMedFM (spec §3.3) as cards: SAM ViT-B/L/H, MedSAM, FT-SAM, SAM-Med2D, and
+/// MobileSAM/TinySAM (TinyViT encoder + SAM decoder).
 /// </summary>
 public static class SegModelZoo
 {
     public const string FamilySamVit = "sam-vit";
     public const string FamilySamMed2D = "sam-med2d";
+    public const string FamilyTinyVit = "tinyvit-sam";
 
     public const string VerifiedSam =
         "verified: segment-anything golden (sam_vit, whole model, FairMedFM + official paths)";
@@ -190,7 +191,41 @@ public static class SegModelZoo
             Verification = "layout-checked: adapter key names/shapes of sam-med2d_b.pth round-trip and change outputs; no SAM-Med2D reference " +
                            "output to compare with (the rest is the golden-verified SAM)",
         },
+        TinyVitCard("mobilesam", "MobileSAM", TinyVitConfig.MobileSam, "mobile_sam.pt",
+            "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+            "Apache-2.0 (ChaoningZhang/MobileSAM)",
+            "MobileSAM (Zhang et al. 2023): SAM's prompt encoder and mask decoder with a distilled TinyViT-5M image encoder " +
+            "(mobile_sam.build_sam_vit_t @ 34bbbfd); FairMedFM --model MobileSAM"),
+        TinyVitCard("tinysam", "TinySAM", TinyVitConfig.TinySam, "tinysam.pth",
+            "xinghaochen/TinySAM README, 'tinysam.pth' (GitHub release / Google Drive)",
+            "Apache-2.0 (xinghaochen/TinySAM)",
+            "TinySAM (Shu et al. 2023): TinyViT-5M encoder (tiny_vit_sam.py byte-identical to MobileSAM's) + SAM decoder, " +
+            "full-stage distilled and quantisation-aware; FairMedFM --model TinySAM"),
     ];
+
+    /// <summary>
+    /// MobileSAM and TinySAM: a TinyViT image encoder (1024 px, 64×64×256 embedding) in front of SAM's own prompt encoder
+    /// and mask decoder. The encoder is golden-verified (mobilesam_tinyvit), the decoder is SAM's (sam_vit golden).
+    /// </summary>
+    private static SegModelCard TinyVitCard(string id, string name, TinyVitConfig cfg, string file, string url, string license, string source) => new()
+    {
+        Id = id,
+        Family = FamilyTinyVit,
+        Sam = new SamConfig { ImgSize = cfg.ImgSize, ImageEmbeddingSize = cfg.ImgSize / 16, PromptEmbedDim = 256 },
+        ImageEncoderFactory = n => new TinyViT(n, cfg),
+        Architecture = $"{name}: TinyViT (stages {string.Join("/", cfg.EmbedDims)} wide, depths {string.Join("/", cfg.Depths)}, heads " +
+                       $"{string.Join("/", cfg.NumHeads)}, windows {string.Join("/", cfg.WindowSizes)}) at {cfg.ImgSize} px, neck → 256; " +
+                       "prompt encoder + two-way mask decoder (depth 2, mlp 2048, 8 heads, 3 masks + IoU)",
+        WeightsFile = file,
+        WeightsFileAlternatives = [id + ".safetensors", id + ".pth"],
+        WeightsLayout = "bare state dict: image_encoder.* (TinyViT keys incl. the unused head/norm_head), prompt_encoder.*, mask_decoder.*; loaded strictly",
+        WeightsUrl = url,
+        NormalizationKind = "sam-pixel",
+        NormalizationNote = SamPixelNote,
+        License = license,
+        Source = source,
+        Verification = "verified: TinyViT encoder = mobilesam_tinyvit golden; prompt encoder/mask decoder = sam_vit golden (" + name + "'s own weights not checked)",
+    };
 
     /// <summary>FairMedFM's other segmentation FMs, listed rather than shipped unverified.</summary>
     public static IReadOnlyList<(string Id, string Reason)> NotYetAvailable { get; } =
