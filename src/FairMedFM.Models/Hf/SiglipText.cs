@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using FairMedFM.Models.Contrastive;
 using FairMedFM.Models.Vit;
 using TorchSharp;
@@ -258,53 +257,183 @@ public sealed class SiglipTextModel : nn.Module
 
 /// <summary>
 /// transformers <c>SiglipTokenizer</c> (slow, what <c>AutoTokenizer</c> gives for google/siglip-*), over the
-/// checkpoint's SentencePiece <c>spiece.model</c> run by Microsoft.ML.Tokenizers: lowercase (do_lower_case), then
-/// <c>canonicalize_text</c> — ASCII punctuation (Python's <c>string.punctuation</c>) removed, whitespace runs
-/// collapsed to one space, stripped — then SentencePiece with its dummy prefix, then <c>&lt;/s&gt;</c> appended;
-/// truncation keeps the end-of-sequence token; padding with the pad id (<c>&lt;/s&gt;</c>, id 1).
+/// checkpoint's SentencePiece <c>spiece.model</c> run by Microsoft.ML.Tokenizers, step by step as transformers does:
+/// "▁" + text (a "▁" in the text becomes a space), lowercase (do_lower_case), <c>canonicalize_text</c> (Python's
+/// <c>string.punctuation</c> removed, whitespace runs collapsed to one space, stripped), SentencePiece with the
+/// model's add_dummy_prefix switched off (transformers merges that into the model proto; we rewrite that one field of the
+/// serialized proto, <see cref="PrepareModelProto"/>) on "&lt;unk&gt;" + text, the pieces of "&lt;unk&gt;" dropped, then
+/// <c>&lt;/s&gt;</c> appended. Truncation keeps the end-of-sequence token; padding uses the pad id (<c>&lt;/s&gt;</c>, 1).
+/// Special tokens written inside a text are not split out (transformers would keep "&lt;/s&gt;" whole).
 /// </summary>
 public sealed class SiglipTokenizer
 {
     private const string PythonPunctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
-    private static readonly Regex Whitespace = new(@"\s+", RegexOptions.Compiled);
+    private const char SpieceUnderline = '\u2581';
+
+    /// <summary>
+    /// The serialized ModelProto as SigLIP's tokenizer loads it: NormalizerSpec.add_dummy_prefix (ModelProto field 3 →
+    /// field 3) set to false, what transformers does with the protobuf API. And, for Microsoft.ML.Tokenizers 3.0.0,
+    /// whose Unigram loader indexes the vocabulary with TrainerSpec.bos_id and fails on −1 (models without a
+    /// beginning-of-sentence piece, as SigLIP's), a negative bos_id (ModelProto field 2 → field 41) is replaced by the
+    /// unk id: no beginning-of-sentence token is ever emitted here (addBeginningOfSentence is false), so no id changes.
+    /// Every other byte is kept.
+    /// </summary>
+    public static byte[] PrepareModelProto(byte[] model, string source) => PrepareModelProto(model, source, out _, out _);
+
+    private static byte[] PrepareModelProto(byte[] model, string source, out int pieces, out int unkTokenId)
+    {
+        pieces = 0;
+        unkTokenId = 0;
+        var output = new MemoryStream(model.Length + 16);
+        int pos = 0;
+        bool seenNormalizer = false;
+        while (pos < model.Length)
+        {
+            int start = pos;
+            ulong tag = ReadVarint(model, ref pos, source);
+            int field = (int)(tag >> 3), wire = (int)(tag & 7);
+            if (wire == 2 && field is 2 or 3)
+            {
+                int len = checked((int)ReadVarint(model, ref pos, source));
+                if (pos + len > model.Length) throw new InvalidDataException($"'{source}': truncated ModelProto field {field}.");
+                var sub = new MemoryStream(len + 12);
+                int p = pos, end = pos + len;
+                ulong unkId = 0;
+                bool negativeBos = false;
+                while (p < end)
+                {
+                    int fs = p;
+                    ulong t = ReadVarint(model, ref p, source);
+                    int vs = p;
+                    SkipField(model, ref p, (int)(t & 7), source);
+                    int sf = (int)(t >> 3);
+                    if (field == 3 && sf == 3) continue;                                     // add_dummy_prefix: rewritten below
+                    if (field == 2 && (t & 7) == 0 && sf == 40) { int q = vs; unkId = ReadVarint(model, ref q, source); }
+                    if (field == 2 && (t & 7) == 0 && sf == 41)
+                    {
+                        int q = vs;
+                        if ((int)ReadVarint(model, ref q, source) < 0) { negativeBos = true; continue; }
+                    }
+                    sub.Write(model, fs, p - fs);
+                }
+                if (field == 2) unkTokenId = (int)unkId;
+                if (field == 3) { sub.WriteByte(0x18); sub.WriteByte(0x00); seenNormalizer = true; }
+                if (negativeBos) { WriteVarint(sub, (41UL << 3) | 0); WriteVarint(sub, unkId); }
+                WriteVarint(output, ((ulong)field << 3) | 2);
+                WriteVarint(output, (ulong)sub.Length);
+                sub.Position = 0;
+                sub.CopyTo(output);
+                pos = end;
+                continue;
+            }
+            if (field == 1 && wire == 2) pieces++;
+            SkipField(model, ref pos, wire, source);
+            output.Write(model, start, pos - start);
+        }
+        if (!seenNormalizer) output.Write([0x1A, 0x02, 0x18, 0x00]);
+        return output.ToArray();
+    }
+
+    private static ulong ReadVarint(byte[] b, ref int pos, string source)
+    {
+        ulong v = 0;
+        for (int shift = 0; shift < 64; shift += 7)
+        {
+            if (pos >= b.Length) throw new InvalidDataException($"'{source}': truncated protobuf varint.");
+            byte x = b[pos++];
+            v |= (ulong)(x & 0x7F) << shift;
+            if ((x & 0x80) == 0) return v;
+        }
+        throw new InvalidDataException($"'{source}': malformed protobuf varint.");
+    }
+
+    private static void SkipField(byte[] b, ref int pos, int wire, string source)
+    {
+        switch (wire)
+        {
+            case 0: ReadVarint(b, ref pos, source); break;
+            case 1: pos += 8; break;
+            case 2: { int len = checked((int)ReadVarint(b, ref pos, source)); pos += len; break; }
+            case 5: pos += 4; break;
+            default: throw new InvalidDataException($"'{source}': unsupported protobuf wire type {wire} (not a SentencePiece model?).");
+        }
+        if (pos > b.Length) throw new InvalidDataException($"'{source}': truncated protobuf field.");
+    }
+
+    private static void WriteVarint(Stream s, ulong v)
+    {
+        while (v >= 0x80) { s.WriteByte((byte)(v | 0x80)); v >>= 7; }
+        s.WriteByte((byte)v);
+    }
+
     private readonly Microsoft.ML.Tokenizers.SentencePieceTokenizer _sp;
+    private readonly int _unkLength;
 
     public string Source { get; }
     public bool DoLowerCase { get; init; } = true;
     public int EosTokenId { get; }
     public int PadTokenId { get; }
-    public int VocabSize => _sp.Vocabulary.Count;
+    /// <summary>Pieces in the model proto (the model's vocab_size must equal it).</summary>
+    public int VocabSize { get; }
+
+    /// <summary>The unknown piece's id (TrainerSpec.unk_id).</summary>
+    public int UnkTokenId { get; }
 
     public SiglipTokenizer(string spieceModelPath, int eosTokenId = 1, int padTokenId = 1)
     {
         if (!File.Exists(spieceModelPath)) throw new FileNotFoundException($"SentencePiece model not found: '{spieceModelPath}'.", spieceModelPath);
-        using var s = File.OpenRead(spieceModelPath);
+        var bytes = PrepareModelProto(File.ReadAllBytes(spieceModelPath), spieceModelPath, out var pieces, out var unk);
+        VocabSize = pieces;
+        UnkTokenId = unk;
         try
         {
+            using var s = new MemoryStream(bytes);
             _sp = Microsoft.ML.Tokenizers.SentencePieceTokenizer.Create(s, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new InvalidDataException($"'{spieceModelPath}' is not a readable SentencePiece model: {e.Message}", e);
         }
+        if (_sp.AddDummyPrefix) throw new InvalidOperationException($"'{spieceModelPath}': add_dummy_prefix could not be switched off as SigLIP's tokenizer does.");
         Source = spieceModelPath;
         EosTokenId = eosTokenId;
         PadTokenId = padTokenId;
+        _unkLength = _sp.EncodeToIds("<unk>", false, false).Count;
     }
 
-    /// <summary>SigLIP's canonicalize_text (after lowercasing when <see cref="DoLowerCase"/>).</summary>
-    public string Canonicalize(string text)
+    private static bool PyWhitespace(char c) => char.IsWhiteSpace(c) || c is >= '\x1c' and <= '\x1f';
+
+    /// <summary>canonicalize_text: punctuation removed, whitespace runs → one space, stripped (Python's whitespace).</summary>
+    public static string Canonicalize(string text)
     {
-        var t = DoLowerCase ? text.ToLowerInvariant() : text;
-        var sb = new StringBuilder(t.Length);
-        foreach (var c in t) if (PythonPunctuation.IndexOf(c) < 0) sb.Append(c);
-        return Whitespace.Replace(sb.ToString(), " ").Trim();
+        var sb = new StringBuilder(text.Length);
+        bool pending = false;
+        foreach (var c in text)
+        {
+            if (PythonPunctuation.IndexOf(c) >= 0) continue;
+            if (PyWhitespace(c)) { pending = sb.Length > 0; continue; }
+            if (pending) { sb.Append(' '); pending = false; }
+            sb.Append(c);
+        }
+        return sb.ToString();
     }
 
-    /// <summary>The ids of one text: SentencePiece ids of the canonical text, then end-of-sequence.</summary>
+    /// <summary>The text SentencePiece sees (after the "▁" prefix, lowercasing and canonicalisation).</summary>
+    public string Prepare(string text)
+    {
+        var t = SpieceUnderline + text.Replace(SpieceUnderline, ' ');
+        return Canonicalize(DoLowerCase ? t.ToLowerInvariant() : t);
+    }
+
+    /// <summary>The ids of one text: SentencePiece ids, then end-of-sequence.</summary>
     public List<int> Encode(string text)
     {
-        var ids = _sp.EncodeToIds(Canonicalize(text), addBeginningOfSentence: false, addEndOfSentence: false).ToList();
+        var all = _sp.EncodeToIds("<unk>" + Prepare(text), false, false);
+        var ids = new List<int>(all.Count);
+        // SentencePiece merges a run of unknown characters into ONE unknown piece; Microsoft.ML.Tokenizers emits one
+        // per character, so adjacent unknown ids are merged here.
+        foreach (var id in all.Count >= _unkLength ? all.Skip(_unkLength) : all)
+            if (!(id == UnkTokenId && ids.Count > 0 && ids[^1] == UnkTokenId)) ids.Add(id);
         ids.Add(EosTokenId);
         return ids;
     }
