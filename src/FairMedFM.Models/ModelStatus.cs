@@ -38,6 +38,21 @@ public static class ModelStatus
         var f => $"not verified (family '{f}')",
     };
 
+    /// <summary>For a two-tower card whose image weights are present: whether zero-shot's tokenizer files are there too.</summary>
+    private static string TextFiles(ModelCard card, string? weightsDir)
+    {
+        if (card.TextTower is null) return "";
+        if (card.TextTower == Contrastive.ContrastiveModels.TextTowerSiglip)
+        {
+            var (folder, _, _) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+            return File.Exists(Path.Combine(folder, Contrastive.ContrastiveModels.SpieceFile))
+                ? "; zero-shot: spiece.model found" : $"; zero-shot needs {card.HfFolder}/{Contrastive.ContrastiveModels.SpieceFile}";
+        }
+        var text = Text.TextModelZoo.GetCard(card.TextTower);
+        return File.Exists(Path.Combine(weightsDir!, text.Folder, text.VocabFile))
+            ? $"; zero-shot: {text.VocabFile} found" : $"; zero-shot needs {text.Folder}/{text.VocabFile}";
+    }
+
     /// <summary>Packaged, found in the weights folder (with its path), or missing (with the expected file name).</summary>
     public static ModelAvailability Check(ModelCard card, string? weightsDir)
     {
@@ -48,11 +63,11 @@ public static class ModelStatus
             if (card.HfFolder is not null)
             {
                 var (folder, _, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
-                return new(card, verification, "found: " + Path.GetFileName(folder) + "/", true, weights);
+                return new(card, verification, "found: " + Path.GetFileName(folder) + "/" + TextFiles(card, weightsDir), true, weights);
             }
             var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
             if (new FileInfo(path).Length == 0) return new(card, verification, $"unusable: {Path.GetFileName(path)} is empty", false, null);
-            return new(card, verification, "found: " + Path.GetFileName(path), true, path);
+            return new(card, verification, "found: " + Path.GetFileName(path) + TextFiles(card, weightsDir), true, path);
         }
         catch (FileNotFoundException) when (card.HfFolder is not null)
         {

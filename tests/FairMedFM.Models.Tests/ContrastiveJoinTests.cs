@@ -120,6 +120,21 @@ public class ContrastiveJoinTests
     }
 
     [Fact]
+    public void Models_list_says_whether_the_zero_shot_tokenizer_files_are_there()
+    {
+        using var dir = new TestPaths.TempDir();
+        var card = ModelZoo.GetCard("medclip-vit");
+        Directory.CreateDirectory(Path.Combine(dir.Path, "medclip-vit"));
+        File.WriteAllBytes(Path.Combine(dir.Path, "medclip-vit", "pytorch_model.bin"), [1, 2, 3]);
+        var a = ModelStatus.Check(card, dir.Path);
+        Assert.True(a.Available);
+        Assert.EndsWith("zero-shot needs medclip-vit/vocab.txt", a.Weights);
+        File.WriteAllLines(Path.Combine(dir.Path, "medclip-vit", "vocab.txt"), Words);
+        Assert.EndsWith("zero-shot: vocab.txt found", ModelStatus.Check(card, dir.Path).Weights);
+        Assert.Contains("text = BERT", ModelStatus.Verification(card));
+    }
+
+    [Fact]
     public void Zoo_cards_of_the_two_tower_families_carry_their_text_tower_and_zero_shot_scale()
     {
         foreach (var id in new[] { "biomedclip", "medclip-vit", "siglip-base", "medsiglip-448", "plip", "clip-vit-b32", "pubmedclip-vit-b32" })
