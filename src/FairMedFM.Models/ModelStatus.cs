@@ -10,7 +10,6 @@ public static class ModelStatus
     [
         ("blip-vitb16", "BLIP (LAVIS blip_feature_extractor, ViT-B/16 + BERT): no golden fixture or independent reference runtime here to verify a port"),
         ("blip2", "BLIP-2 (LAVIS, EVA ViT-g/14 + Q-Former): no golden fixture or independent reference runtime here; EVA ViT-g is 1B parameters"),
-        ("biomedclip-image", "BiomedCLIP's image tower (open_clip timm ViT-B/16 layout `visual.trunk.*`): the text tower is in (`biomedclip`); the open_clip image key map is not written yet"),
     ];
 
     /// <summary>
@@ -24,14 +23,35 @@ public static class ModelStatus
         "clip" => "verified: openai/CLIP golden (clip_vit, clip_rn, tokenizer)",
         Vit.VitModelZoo.FamilyTimmVit => "verified: timm 1.0.3 golden (timm_vit_cls/map/avg)",
         Vit.VitModelZoo.FamilyDinoV2 => "verified: DINOv2 golden (dinov2_vit)",
-        Swin.SwinModelZoo.FamilySwin => "verified: torchvision golden (swin, tiny config); HF/MedCLIP key map layout-checked",
+        Swin.SwinModelZoo.FamilySwin => "verified: torchvision golden (swin, tiny config); HF/MedCLIP key map layout-checked" +
+                                        (card.TextTower is null ? "" : "; text = BERT (= ONNX Runtime) in MedCLIP's layout"),
         Vit.VitModelZoo.FamilySamVit => "verified: segment-anything golden (sam_vit image encoder)",
         // No Hugging Face reference outputs can be had here: the key map is checked by round trips onto a golden-verified module.
         Hf.HfVisionModels.FamilyDinov2 => "layout-checked: HF key map onto the golden-verified DINOv2",
-        Hf.HfVisionModels.FamilySiglipVision or Hf.HfVisionModels.FamilyClipVision => "layout-checked: HF key map onto the golden-verified timm ViT",
+        Hf.HfVisionModels.FamilySiglipVision => "layout-checked: HF key map onto the golden-verified timm ViT; text tower = independent " +
+                                                 "re-implementation fixture (tests/…/Fixtures/siglip_text), SentencePiece = sentencepiece 0.1.97",
+        Hf.HfVisionModels.FamilyClipVision => "layout-checked: HF key map onto the golden-verified timm ViT",
+        Hf.HfClipModel.Family => "layout-checked: HF CLIPModel key map onto the golden-verified openai/CLIP (both towers, = golden logits)",
+        Contrastive.ContrastiveModels.FamilyOpenClipTimm => "layout-checked: open_clip key map onto the golden-verified timm ViT; " +
+                                                            "text = BERT (= ONNX Runtime) in open_clip's layout",
         Onnx.OnnxImageEncoder.Family => "runs the user's ONNX file in ONNX Runtime (no port)",
         var f => $"not verified (family '{f}')",
     };
+
+    /// <summary>For a two-tower card whose image weights are present: whether zero-shot's tokenizer files are there too.</summary>
+    private static string TextFiles(ModelCard card, string? weightsDir)
+    {
+        if (card.TextTower is null) return "";
+        if (card.TextTower == Contrastive.ContrastiveModels.TextTowerSiglip)
+        {
+            var (folder, _, _) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+            return File.Exists(Path.Combine(folder, Contrastive.ContrastiveModels.SpieceFile))
+                ? "; zero-shot: spiece.model found" : $"; zero-shot needs {card.HfFolder}/{Contrastive.ContrastiveModels.SpieceFile}";
+        }
+        var text = Text.TextModelZoo.GetCard(card.TextTower);
+        return File.Exists(Path.Combine(weightsDir!, text.Folder, text.VocabFile))
+            ? $"; zero-shot: {text.VocabFile} found" : $"; zero-shot needs {text.Folder}/{text.VocabFile}";
+    }
 
     /// <summary>Packaged, found in the weights folder (with its path), or missing (with the expected file name).</summary>
     public static ModelAvailability Check(ModelCard card, string? weightsDir)
@@ -43,11 +63,11 @@ public static class ModelStatus
             if (card.HfFolder is not null)
             {
                 var (folder, _, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
-                return new(card, verification, "found: " + Path.GetFileName(folder) + "/", true, weights);
+                return new(card, verification, "found: " + Path.GetFileName(folder) + "/" + TextFiles(card, weightsDir), true, weights);
             }
             var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
             if (new FileInfo(path).Length == 0) return new(card, verification, $"unusable: {Path.GetFileName(path)} is empty", false, null);
-            return new(card, verification, "found: " + Path.GetFileName(path), true, path);
+            return new(card, verification, "found: " + Path.GetFileName(path) + TextFiles(card, weightsDir), true, path);
         }
         catch (FileNotFoundException) when (card.HfFolder is not null)
         {

@@ -91,6 +91,14 @@ public sealed class ModelCard
 
     /// <summary>Dropout on the input of LoRA's A matrix (PEFT default 0).</summary>
     public double LoraDropout { get; init; }
+
+    /// <summary>
+    /// Two-tower models whose image tower is built by an image family: the text tower joined to it for zero-shot
+    /// (<see cref="Contrastive.ContrastiveModels"/>): a <see cref="Text.TextModelZoo"/> id (BERT towers of BiomedCLIP and
+    /// MedCLIP, from the same checkpoint) or <see cref="Contrastive.ContrastiveModels.TextTowerSiglip"/>. Null: image only
+    /// (families that carry both towers themselves, clip and hf-clip, leave it null).
+    /// </summary>
+    public string? TextTower { get; init; }
 }
 
 /// <summary>
@@ -341,7 +349,12 @@ public static class ModelZoo
             Std = [0.5f, 0.5f, 0.5f],
             License = "Apache-2.0 (google/siglip-base-patch16-224)",
             Source = "transformers SiglipModel google/siglip-base-patch16-224 vision tower → timm VisionTransformer (no class token, " +
-                     "'map' pooling, tanh GELU) via the HF key map; feature = get_image_features (the MAP head's pooled output)",
+                     "'map' pooling, tanh GELU) via the HF key map; feature = get_image_features (the MAP head's pooled output); " +
+                     "text tower = SiglipTextModel (HF names) with spiece.model, last-token pooling + head",
+            TextTower = Contrastive.ContrastiveModels.TextTowerSiglip,
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, 1.0,
+                "FairMedFM models/siglip.py: logits = exp(logit_scale) · cos + logit_bias (P(y=1) = softmax over the two prompts, §3.2)")
+            { BiasFromWeights = true },
         },
         new ModelCard
         {
@@ -361,16 +374,17 @@ public static class ModelZoo
             Std = [0.5f, 0.5f, 0.5f],
             License = "Health AI Developer Foundations terms of use (google/medsiglip-448)",
             Source = "transformers SiglipModel google/medsiglip-448 vision tower (So400m/14 at 448) → timm VisionTransformer via the HF " +
-                     "key map; feature = get_image_features",
+                     "key map; feature = get_image_features; text tower = SiglipTextModel from the same folder (config.json text_config, spiece.model)",
+            TextTower = Contrastive.ContrastiveModels.TextTowerSiglip,
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, 1.0,
+                "FairMedFM models/medsiglip.py: logits = exp(logit_scale) · cos + logit_bias (P(y=1) = softmax over the two prompts, §3.2)")
+            { BiasFromWeights = true },
         },
         new ModelCard
         {
             Id = "plip",
-            Family = Hf.HfVisionModels.FamilyClipVision,
-            Vit = new VitConfig { ImgSize = 224, PatchSize = 32, EmbedDim = 768, Depth = 12, NumHeads = 12, MlpHiddenDim = 3072,
-                                  PreNorm = true, ClassToken = true, GlobalPool = "token", Activation = "quick_gelu",
-                                  LayerNormEps = 1e-5, NumClasses = 512, HeadBias = false },
-            FeatureDim = 768,
+            Family = Hf.HfClipModel.Family,
+            FeatureDim = 512,
             ImageSize = 224,
             HfFolder = "plip",
             WeightsUrl = "https://huggingface.co/vinid/plip (config.json, pytorch_model.bin or model.safetensors)",
@@ -378,9 +392,12 @@ public static class ModelZoo
             Mean = [0.48145466f, 0.4578275f, 0.40821073f],
             Std = [0.26862954f, 0.26130258f, 0.27577711f],
             License = "see the vinid/plip model card",
-            Source = "transformers CLIPModel vinid/plip (ViT-B/32) vision tower + visual_projection → timm VisionTransformer (pre-norm, " +
-                     "quick GELU, bias-free head) via the HF key map; feature = pooler_output (768, FairMedFM's declared feat_dim; " +
-                     "its PLIP wrapper returns the ModelOutput itself, B16); image_embeds (512) = the module's forward",
+            Source = "transformers CLIPModel vinid/plip (ViT-B/32), both towers → openai/CLIP's module via the HF key map (q/k/v → in_proj, " +
+                     "projections transposed); feature = get_image_features (512, the joint space, as PLIP's own linear probing); FairMedFM " +
+                     "declares 768 but its wrapper returns the ModelOutput itself (B16), so its PLIP probe never ran; text = get_text_features " +
+                     "with the CLIP BPE tokenizer",
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, 1.0,
+                "CLIPModel.logits_per_image: exp(logit_scale) · cos (FairMedFM's PLIP forward_clip feeds features as token ids, B16)"),
         },
         new ModelCard
         {
@@ -403,7 +420,36 @@ public static class ModelZoo
             LoraTargets = ["query", "key", "value"],
             Source = "medclip 0.0.3 MedCLIPVisionModelViT: HF SwinModel microsoft/swin-tiny-patch4-window7-224 (vision_model.model.*) " +
                      "→ torchvision-layout SwinTransformer via the HF key map (query/key/value fused), + projection_head " +
-                     "Linear(768, 512, no bias); feature = projection_head(pooler_output), not L2-normalised (FairMedFM vision_model(x))",
+                     "Linear(768, 512, no bias); feature = projection_head(pooler_output), not L2-normalised (FairMedFM vision_model(x)); " +
+                     "text tower = the medclip-vit text card (Bio_ClinicalBERT + projection) from the same pytorch_model.bin",
+            TextTower = "medclip-vit",
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, 1.0,
+                "FairMedFM models/medclip.py: logits = exp(logit_scale) · norm(img) · norm(T)ᵀ (logit_scale of pytorch_model.bin)"),
+        },
+        new ModelCard
+        {
+            Id = "biomedclip",
+            Family = Contrastive.ContrastiveModels.FamilyOpenClipTimm,
+            Vit = Contrastive.OpenClipTimmLayout.BiomedClipVit,
+            FeatureDim = 512,
+            ImageSize = 224,
+            // The hub repository's files, in the folder the biomedclip text card reads too (vocab.txt beside it).
+            WeightsFile = "biomedclip/open_clip_pytorch_model.bin",
+            WeightsFileAlternatives = ["biomedclip/open_clip_model.safetensors", "biomedclip/open_clip_pytorch_model.safetensors"],
+            WeightsUrl = "https://huggingface.co/microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224 (open_clip_pytorch_model.bin; " +
+                         "for zero-shot also vocab.txt from microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract in the same folder)",
+            // open_clip_config.json preprocess_cfg: OpenAI CLIP mean/std.
+            NormalizationKind = "meanstd",
+            Mean = ClipMean,
+            Std = ClipStd,
+            License = "MIT (BiomedCLIP), see the model card",
+            LoraTargets = ["qkv"],
+            Source = "open_clip hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224: image tower = open_clip TimmModel " +
+                     "(vit_base_patch16_224, timm_pool '', timm_proj linear, no bias) → timm VisionTransformer via the open_clip key map " +
+                     "(visual.trunk.* → *, visual.head.proj → head); feature = model.visual(x) (512); text tower = the biomedclip text card",
+            TextTower = "biomedclip",
+            ZeroShotLogitScale = new ZeroShotLogitScale(null, 1.0,
+                "FairMedFM models/biomedclip.py: logits = exp(logit_scale) · norm(img) · norm(T)ᵀ"),
         },
     ];
 
@@ -483,6 +529,7 @@ public static class ModelZoo
     public static IImageEncoder CreateEncoder(ModelCard card, string? weightsDir, string cacheDir, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(card);
+        if (Contrastive.ContrastiveModels.Handles(card)) return Contrastive.ContrastiveModels.CreateEncoder(card, weightsDir, device);
         if (Hf.HfVisionModels.Handles(card)) return Hf.HfVisionModels.CreateEncoder(card, weightsDir, device);
         if (Onnx.OnnxImageEncoder.Handles(card)) return Onnx.OnnxImageEncoder.Create(card, weightsDir, device);
         if (VitModelZoo.Handles(card)) return VitModelZoo.CreateEncoder(card, weightsDir, device);

@@ -26,6 +26,8 @@ public class ModelZooTests
                 Hf.HfVisionModels.FamilyDinov2 => c.DinoV2!.EmbedDim,
                 Swin.SwinModelZoo.FamilySwin => 512, // MedCLIP's projection_head output (Swin-T pooled is 768)
                 Hf.HfVisionModels.FamilySiglipVision or Hf.HfVisionModels.FamilyClipVision => c.Vit!.EmbedDim,
+                Contrastive.ContrastiveModels.FamilyOpenClipTimm => c.Vit!.NumClasses, // BiomedCLIP: model.visual(x) = the 512-d projection
+                Hf.HfClipModel.Family => 512,                                            // PLIP: projection_dim (get_image_features)
                 _ => throw new Xunit.Sdk.XunitException($"card {c.Id}: unknown family {c.Family}"),
             };
             Assert.Equal(configDim, c.FeatureDim);

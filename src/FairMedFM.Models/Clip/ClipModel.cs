@@ -53,6 +53,13 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, (Tensor LogitsPerImage
     }
 
     public int EmbedDim => Config.EmbedDim;
+
+    /// <summary>
+    /// Text pooling: null (openai/CLIP, and HF CLIP configs with eos_token_id 2) reads the feature at the argmax of
+    /// the ids; an id reads it at the first position holding that id (HF CLIPTextTransformer with a real
+    /// eos_token_id). A row without that id is an error, not HF's silent position 0.
+    /// </summary>
+    public int? TextEosTokenId { get; set; }
     public IClipVisionTower Visual => (IClipVisionTower)visual;
 
     /// <summary>The learned temperature exp(logit_scale) (CLIP's multiplier of the cosine similarities).</summary>
@@ -93,7 +100,15 @@ public sealed class ClipModel : nn.Module<Tensor, Tensor, (Tensor LogitsPerImage
         x = x.permute(1, 0, 2);                                                       // LND → NLD
         x = ln_final.forward(x);
         ClipVisionTransformer.Tap(taps, "text_ln_final_out", x);
-        var eot = ids.argmax(-1);
+        Tensor eot;
+        if (TextEosTokenId is int eos)
+        {
+            var hit = ids.eq(eos);
+            if (!hit.any(-1).all().item<bool>())
+                throw new ArgumentException($"A token row holds no end-of-text id {eos}; the text feature is read at that token.");
+            eot = hit.to(int32).argmax(-1);
+        }
+        else eot = ids.argmax(-1);
         x = x[arange(n, device: x.device), eot];                                      // [N, D]
         return x.matmul(text_projection.to(x.dtype)).MoveToOuterDisposeScope();
     }

@@ -88,6 +88,14 @@ public sealed class HfLayout
                     foreach (var n in names) used.Add(n);
                     using var scope = NewDisposeScope();
                     var whole = names.Length == 1 ? src[names[0]].detach() : cat(names.Select(n => src[n].detach()).ToArray(), 0);
+                    if (names.Length == 1 && targets.Length == 1)
+                    {
+                        // A plain rename (scalars such as logit_scale included): no row arithmetic.
+                        var single = reshape(rule) is { } g ? g(whole) : whole;
+                        if (result.ContainsKey(targets[0])) throw new InvalidDataException($"{Name}: two sources map to '{targets[0]}'.");
+                        result[targets[0]] = single.alias().MoveToOuterDisposeScope();
+                        continue;
+                    }
                     var parts = toParts(rule);
                     long total = whole.shape[0], unit = total / parts.Sum();
                     if (unit * parts.Sum() != total)

@@ -146,7 +146,7 @@ public static class HfVisionModels
             var mapped = layout.FromHf(hf);
             try
             {
-                return WeightLoader.LoadStateDict(module, mapped, new WeightLoadOptions { Strict = strict }, weightsPath);
+                return WeightLoader.LoadStateDict(module, mapped, new WeightLoadOptions { Strict = strict }, $"{weightsPath} [key map: {layout.Name}]");
             }
             finally
             {
