@@ -523,12 +523,33 @@ public sealed class ZeroShotSpec
     public IReadOnlyList<string> Prompts() =>
         ClassNames.Select(n => TextTemplate.Replace("{}", n.Trim(), StringComparison.Ordinal)).ToList();
 
+    /// <summary>
+    /// FairMedFM's zero-shot prompts per data set (spec §3.2: one template, no ensembling; class 1 is the positive
+    /// label — for CXP/MIMIC-CXR that is "normal", No Finding). A card says <c>zero_shot: {preset: CXP}</c> instead of
+    /// repeating them; an explicit text_template or class_names beside the preset overrides it.
+    /// </summary>
+    public static IReadOnlyDictionary<string, ZeroShotSpec> FairMedFMPresets { get; } = new Dictionary<string, ZeroShotSpec>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["CXP"] = new() { TextTemplate = "a chest X-ray of a {}", ClassNames = ["diseased", "normal"] },
+        ["MIMIC_CXR"] = new() { TextTemplate = "a chest X-ray of a {}", ClassNames = ["diseased", "normal"] },
+        ["HAM10000"] = new() { TextTemplate = "a photo of a {}", ClassNames = ["benign lesion", "malignant lesion"] },
+        ["PAPILA"] = new() { TextTemplate = "a fundus image of a {}", ClassNames = ["normal", "glaucoma"] },
+        ["FairVLMed10k"] = new() { TextTemplate = "a scanning laser ophthalmoscope fundus image of a {}", ClassNames = ["normal", "glaucoma"] },
+        ["GF3300"] = new() { TextTemplate = "a photo of a {}", ClassNames = ["normal", "glaucoma"] },
+        ["BREST"] = new() { TextTemplate = "a fundus image of a {}", ClassNames = ["normal", "retinopathy"] },
+        ["COVID_CT_MD"] = new() { TextTemplate = "a computed tomography of a {}", ClassNames = ["normal", "pneumonia"] },
+        ["ADNI"] = new() { TextTemplate = "a brain MRI of {}", ClassNames = ["normal", "Alzheimer's disease"] },
+    };
+
     internal static ZeroShotSpec Read(CardMap m)
     {
+        ZeroShotSpec? preset = null;
+        if (m.OptString("preset") is { } name && !FairMedFMPresets.TryGetValue(name, out preset))
+            throw m.Error("preset", $"unknown FairMedFM data set '{name}' (known: {string.Join(", ", FairMedFMPresets.Keys)})");
         var z = new ZeroShotSpec
         {
-            TextTemplate = m.ReqString("text_template"),
-            ClassNames = m.OptStringList("class_names") ?? throw m.Error("class_names", "required field is missing"),
+            TextTemplate = m.OptString("text_template") ?? preset?.TextTemplate ?? throw m.Error("text_template", "required field is missing (or give a preset)"),
+            ClassNames = m.OptStringList("class_names") ?? preset?.ClassNames ?? throw m.Error("class_names", "required field is missing (or give a preset)"),
         };
         m.RejectUnknown("zero_shot");
         return z;
