@@ -377,7 +377,7 @@ public sealed class SweepCommands(IAnsiConsole console)
         AddConnection(cmd);
         cmd.Validators.Add(r =>
         {
-            if (r.GetValue(FormatOpt) is not ("csv" or "json")) r.AddError($"--format must be csv or json (got '{r.GetValue(FormatOpt)}')");
+            if (r.GetValue(FormatOpt) is { Length: > 0 } f && f is not ("csv" or "json")) r.AddError($"--format must be csv or json (got '{r.GetValue(FormatOpt)}')");
         });
         cmd.SetAction((pr, ct) => OnSweep(pr, ct, async (sweep, id) =>
         {
