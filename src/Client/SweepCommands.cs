@@ -153,11 +153,27 @@ public sealed class SweepCommands(IAnsiConsole console)
     public async Task<int> WatchAsync(IClusterClient client, IReadOnlyList<string> ids, bool plain, CancellationToken ct, TimeSpan? poll = null)
     {
         var period = poll ?? TimeSpan.FromSeconds(1);
+        DateTime? outageSince = null;
         async Task<List<SweepStatus>> Read()
         {
-            var list = new List<SweepStatus>();
-            foreach (var id in ids) list.Add(await client.GetGrain<ISweepGrain>(id).GetStatus());
-            return list;
+            while (true)
+            {
+                try
+                {
+                    var list = new List<SweepStatus>();
+                    foreach (var id in ids) list.Add(await client.GetGrain<ISweepGrain>(id).GetStatus());
+                    if (outageSince is not null) console.MarkupLine("[grey]the cluster answers again[/]");
+                    outageSince = null;
+                    return list;
+                }
+                catch (Exception e) when (e is OrleansException or TimeoutException && (outageSince is null || DateTime.UtcNow - outageSince < WatchOutage))
+                {
+                    // A silo that died is evicted after some seconds; calls in that window fail. The sweep resumes on its own: wait for it.
+                    if (outageSince is null) console.MarkupLine($"[yellow]the cluster is not answering ({Markup.Escape(e.GetType().Name)}); retrying for up to {WatchOutage.TotalSeconds:0} s[/]");
+                    outageSince ??= DateTime.UtcNow;
+                    await Task.Delay(TimeSpan.FromSeconds(2), ct);
+                }
+            }
         }
         List<SweepStatus> last;
         if (plain || !console.Profile.Capabilities.Interactive)
@@ -192,6 +208,9 @@ public sealed class SweepCommands(IAnsiConsole console)
         }
         return last.All(s => s.Failed == 0 && s.Cancelled == 0) ? 0 : ExitFailedCells;
     }
+
+    /// <summary>How long watch keeps retrying while the cluster does not answer (a killed silo is evicted after ~6 s by default).</summary>
+    public static readonly TimeSpan WatchOutage = TimeSpan.FromSeconds(90);
 
     public static string Line(SweepStatus s) =>
         $"{s.SweepId}: {s.Finished}/{s.Total} finished — {s.Done} done, {s.Failed} failed, {s.Undefined} undefined, {s.Cancelled} cancelled, " +
