@@ -77,6 +77,7 @@ public sealed class Cli
         root.Subcommands.Add(models);
         root.Subcommands.Add(EvaluateCommand());
         root.Subcommands.Add(ReportCommand.Build(_console));
+        root.Subcommands.Add(SimulateCommand.Build(_console));
         return root;
     }
 
