@@ -64,8 +64,8 @@ public static class SimulateCommand
                 console.MarkupLine($"[bold]Failures:[/] rate {pr.GetValue(failureRate).ToString(CultureInfo.InvariantCulture)}, {retry.MaxAttempts} attempts per cell, backoff {retry.InitialBackoff.TotalSeconds:0} s × {retry.BackoffFactor:0.#}^k (≤ {retry.MaxBackoff.TotalSeconds:0} s); seed {pr.GetValue(seed)}");
 
                 var results = new List<SimulationResult>();
-                var t = new Table().AddColumns("GPUs", "silos", "order", "makespan", "lower bound", "utilisation", "per GPU min–max", "done", "failed", "retries",
-                    "embeddings", "embedding wait", "overhead/cell mean", "p99", "sim wall");
+                var t = new Table().AddColumns("GPUs", "silos", "order", "makespan", "bound", "util.", "per GPU", "done", "failed", "retries",
+                    "embeds", "emb. wait", "sched. µs/cell", "p99 µs", "wall");
                 foreach (var n in counts)
                     foreach (var hinted in orders)
                     {
@@ -77,13 +77,16 @@ public static class SimulateCommand
                         results.Add(r);
                         t.AddRow(n.ToString(), r.Silos.ToString(), r.Order, Duration(r.MakespanSeconds), Duration(r.LowerBoundSeconds),
                             (r.Utilisation >= 0.95 ? "[green]" : "[yellow]") + $"{r.Utilisation * 100:0.0} %[/]",
-                            $"{r.PerDevice.Min(d => d.Utilisation) * 100:0.0}–{r.PerDevice.Max(d => d.Utilisation) * 100:0.0} %",
+                            $"{r.PerDevice.Min(d => d.Utilisation) * 100:0.#}–{r.PerDevice.Max(d => d.Utilisation) * 100:0.#}",
                             r.Done.ToString("N0"), r.Failed.ToString("N0"), r.Retries.ToString("N0"), r.EmbeddingsComputed.ToString("N0"),
-                            $"{r.EmbeddingWaitSeconds / 3600:0.0} h", $"{r.OverheadMeanMicroseconds:0.0} µs", $"{r.OverheadP99Microseconds:0.0} µs", $"{r.SimulationWallSeconds:0.00} s");
+                            $"{r.EmbeddingWaitSeconds / 3600:0.0} h", $"{r.OverheadMeanMicroseconds:0.0}", $"{r.OverheadP99Microseconds:0.0}", $"{r.SimulationWallSeconds:0.00} s");
                     }
                 console.Write(t);
-                console.MarkupLine("[grey]utilisation = GPU-seconds computing ÷ (GPUs × makespan); lower bound = max(total work ÷ GPUs, longest cell); overhead = measured wall time " +
-                                   "of the real SweepLedger and SlotScheduler calls per dispatched cell (dispatch-round share, start, completion report, slot release).[/]");
+                console.MarkupLine("[grey]util. = GPU-seconds computing ÷ (GPUs × makespan), per GPU = its min–max in %; bound = max(total work ÷ GPUs, longest cell): no order finishes sooner; " +
+                                   "embeds = embedding-cache entries computed, emb. wait = slot time spent waiting for another cell's embedding; sched. = measured wall time of the real " +
+                                   "SweepLedger and SlotScheduler calls per dispatched cell (dispatch-round share, start, completion report, slot release), mean and p99.[/]");
+                if (File.Exists("/proc/loadavg"))
+                    console.MarkupLine($"[grey]load average while simulating: {Markup.Escape(File.ReadAllText("/proc/loadavg").Split(' ')[0])} on {Environment.ProcessorCount} cores (scheduler times are wall times).[/]");
                 if (pr.GetValue(json) is { } jsonPath)
                 {
                     var doc = new JsonObject
