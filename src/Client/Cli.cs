@@ -85,6 +85,7 @@ public sealed class Cli
         root.Subcommands.Add(EvaluateCommand());
         foreach (var c in new SweepCommands(_console).Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(ReportCommand.Build(_console));
+        root.Subcommands.Add(SimulateCommand.Build(_console));
         return root;
     }
 

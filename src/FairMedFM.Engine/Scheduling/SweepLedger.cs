@@ -35,7 +35,13 @@ public sealed record RetryPolicy
 }
 
 /// <summary>A cell as submitted: its id (the hash of its full configuration), a label for people, and the device kind it needs.</summary>
-public sealed record CellSubmission(string Id, string Label, string Requirement = "cpu");
+public sealed record CellSubmission(string Id, string Label, string Requirement = "cpu")
+{
+    /// <summary>Optional expected cost (e.g. estimated device-seconds from a cost model; any unit, the same for every cell of a
+    /// sweep). Among cells that are due, a larger hint is dispatched first (longest-expected-first), ties in submission order.
+    /// 0 (the default) for every cell keeps plain submission order. Must be finite and ≥ 0.</summary>
+    public double CostHint { get; init; }
+}
 
 /// <summary>One cell's entry in the ledger (a copy; the ledger itself is changed only through its operations).</summary>
 public sealed record LedgerCell
@@ -46,8 +52,11 @@ public sealed record LedgerCell
     public CellState State { get; init; }
     /// <summary>Attempts started so far (a rerun of failed cells starts counting again).</summary>
     public int Attempts { get; init; }
-    /// <summary>Position in submission order: cells are dispatched in this order (retries after fresh cells).</summary>
+    /// <summary>Position in submission order: cells are dispatched in this order (retries after fresh cells), after a larger
+    /// <see cref="CostHint"/>.</summary>
     public long Order { get; init; }
+    /// <summary>Expected cost given at submission (0: none); see <see cref="CellSubmission.CostHint"/>.</summary>
+    public double CostHint { get; init; }
     /// <summary>Not dispatched before this time (backoff after a failure).</summary>
     public DateTimeOffset? NotBefore { get; init; }
     public string? Worker { get; init; }
@@ -109,17 +118,23 @@ public sealed record Dispatch(LedgerCell Cell, SlotRef Slot, int Attempt);
 /// <item>Start → Running with a lease; Renew extends it; ExpireLeases requeues cells whose lease ran out (a dead silo).</item>
 /// <item>MarkFailed requeues with exponential backoff until the retry budget is spent, then ends Failed with every reason.</item>
 /// <item>Parallelism caps running cells and may change at any time (running cells are never pre-empted).</item>
+/// <item>Dispatch order: due cells (fresh and lost-lease ones first, then retries by due time), larger
+/// <see cref="CellSubmission.CostHint"/> first, then submission order. With a cost model's estimates as hints this is
+/// longest-expected-first, which keeps long cells from ending up alone at the tail of a sweep; without hints it is plain
+/// submission order.</item>
 /// </list>
 /// Not thread-safe: one owner (a grain activation, a simulator loop) calls it.
 /// </summary>
 public sealed class SweepLedger
 {
-    private sealed class Entry(string id, string label, string requirement, long order)
+    private sealed class Entry(string id, string label, string requirement, long order, double costHint = 0)
     {
         public readonly string Id = id;
         public string Label = label;
         public string Requirement = requirement;
         public readonly long Order = order;
+        /// <summary>Fixed for the entry's life: it is part of the queue key.</summary>
+        public readonly double CostHint = costHint;
         public CellState State;
         public int Attempts;
         public DateTimeOffset? NotBefore;
@@ -129,12 +144,12 @@ public sealed class SweepLedger
         public readonly List<string> Errors = new();
         public int LostLeases;
 
-        /// <summary>Queue key: due time first (fresh cells have none), then submission order.</summary>
-        public (long Due, long Order) Key => (NotBefore?.UtcTicks ?? long.MinValue, Order);
+        /// <summary>Queue key: due time first (fresh cells have none), then the larger cost hint, then submission order.</summary>
+        public (long Due, double NegCost, long Order) Key => (NotBefore?.UtcTicks ?? long.MinValue, -CostHint, Order);
 
         public LedgerCell ToCell() => new()
         {
-            Id = Id, Label = Label, Requirement = Requirement, State = State, Attempts = Attempts, Order = Order, NotBefore = NotBefore,
+            Id = Id, Label = Label, Requirement = Requirement, State = State, Attempts = Attempts, Order = Order, CostHint = CostHint, NotBefore = NotBefore,
             Worker = Worker, Device = Device, LeaseExpires = LeaseExpires, StartedUtc = StartedUtc, FinishedUtc = FinishedUtc,
             Reason = Reason, Errors = Errors.ToArray(), LostLeases = LostLeases,
         };
@@ -189,6 +204,7 @@ public sealed class SweepLedger
         {
             if (string.IsNullOrEmpty(c.Id)) throw new ArgumentException("a cell submitted to the ledger has no id");
             if (string.IsNullOrEmpty(c.Requirement)) throw new ArgumentException($"cell {c.Id} has no device requirement");
+            if (!double.IsFinite(c.CostHint) || c.CostHint < 0) throw new ArgumentException($"cell {c.Id}: cost hint must be finite and ≥ 0 (got {c.CostHint})");
             if (_cells.TryGetValue(c.Id, out var e))
             {
                 if (e.State == CellState.Cancelled)
@@ -200,7 +216,7 @@ public sealed class SweepLedger
                 else known++;
                 continue;
             }
-            e = new Entry(c.Id, c.Label, c.Requirement, _nextOrder++) { State = CellState.Pending };
+            e = new Entry(c.Id, c.Label, c.Requirement, _nextOrder++, c.CostHint) { State = CellState.Pending };
             _cells.Add(c.Id, e);
             Enqueue(e);
             added++;
@@ -293,14 +309,18 @@ public sealed class SweepLedger
     /// <summary>The earliest time a backing-off cell becomes due (for timers and simulators); null when none waits.</summary>
     public DateTimeOffset? NextDue(DateTimeOffset now)
     {
+        if (now == DateTimeOffset.MaxValue) return null;
+        // Queues are sorted by due time, and every entry due later than now sorts after these bounds' lower one: the view
+        // skips the (usually many) cells that are already due in O(log n) and costs O(cells still backing off), not O(queue).
+        var from = new Entry("", "", "", long.MinValue, double.PositiveInfinity) { NotBefore = new DateTimeOffset(now.UtcTicks + 1, TimeSpan.Zero) };
+        var to = new Entry("", "", "", long.MaxValue, double.NegativeInfinity) { NotBefore = DateTimeOffset.MaxValue };
         DateTimeOffset? next = null;
         foreach (var q in _pending.Values)
-            foreach (var e in q)
-            {
-                if (e.NotBefore is not { } t || t <= now) continue;
-                if (next is null || t < next) next = t;
-                break; // sorted by due time: the first future entry is this queue's earliest
-            }
+        {
+            if (q.Count == 0 || KeyComparer.Instance.Compare(q.Max!, from) < 0) continue;
+            var t = q.GetViewBetween(from, to).Min?.NotBefore;
+            if (t is not null && (next is null || t < next)) next = t;
+        }
         return next;
     }
 
@@ -456,7 +476,8 @@ public sealed class SweepLedger
         foreach (var c in snapshot.Cells)
         {
             if (l._cells.ContainsKey(c.Id)) throw new InvalidDataException($"ledger snapshot lists cell {c.Id} twice");
-            var e = new Entry(c.Id, c.Label, c.Requirement, c.Order)
+            if (!double.IsFinite(c.CostHint) || c.CostHint < 0) throw new InvalidDataException($"ledger snapshot: cell {c.Id} has cost hint {c.CostHint} (need finite, ≥ 0)");
+            var e = new Entry(c.Id, c.Label, c.Requirement, c.Order, c.CostHint)
             {
                 State = c.State, Attempts = c.Attempts, NotBefore = c.NotBefore, Worker = c.Worker, Device = c.Device,
                 LeaseExpires = c.LeaseExpires, StartedUtc = c.StartedUtc, FinishedUtc = c.FinishedUtc, Reason = c.Reason, LostLeases = c.LostLeases,

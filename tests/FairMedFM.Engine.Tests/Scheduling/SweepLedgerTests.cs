@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using FairMedFM.Engine.Scheduling;
 
 namespace FairMedFM.Engine.Tests.Scheduling;
@@ -380,5 +381,89 @@ public sealed class SweepLedgerTests
         Assert.Equal(12_240 / 64 + 1, rounds);
         Assert.Equal(12_240, l.Counts(now).Done);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}");
+    }
+
+    // ---- cost hints: longest-expected-first ----
+
+    private static CellSubmission Hinted(string id, double cost, string req = "cpu") => new(id, $"cell {id}", req) { CostHint = cost };
+
+    [Fact]
+    public void Cost_hints_dispatch_the_longest_expected_cell_first_and_ties_keep_submission_order()
+    {
+        var l = new SweepLedger(Policy);
+        l.Submit(new[] { Hinted("a", 1), Hinted("b", 5), Hinted("c", 1), Hinted("d", 3), Hinted("e", 5) });
+        Assert.Equal(new[] { "b", "e", "d", "a", "c" }, l.NextDispatch(T0, 10).Select(c => c.Id));
+        var pool = Pool(("s1", "cpu=2"));
+        Assert.Equal(new[] { "b", "e" }, Round(l, pool, T0).Select(d => d.Cell.Id));
+        Assert.Equal(5, l.Get("b")!.CostHint);
+        // A later submission with a longer cell goes ahead of the queued shorter ones, not behind them.
+        l.Submit(new[] { Hinted("f", 4) });
+        Assert.Equal(new[] { "f", "d", "a", "c" }, l.NextDispatch(T0, 10).Select(c => c.Id));
+    }
+
+    [Fact]
+    public void Without_hints_the_order_is_plain_submission_order_and_hints_never_jump_the_backoff()
+    {
+        var l = new SweepLedger(Policy);
+        l.Submit(Cells(4));
+        Assert.Equal(new[] { "c0", "c1", "c2", "c3" }, l.NextDispatch(T0, 10).Select(c => c.Id));
+
+        // A long cell that failed waits out its backoff even though its hint is the largest; fresh cells go first meanwhile.
+        var h = new SweepLedger(Policy);
+        var pool = Pool(("s1", "cpu"));
+        h.Submit(new[] { Hinted("long", 100), Hinted("short1", 1), Hinted("short2", 1) });
+        var d = Assert.Single(Round(h, pool, T0));
+        Assert.Equal("long", d.Cell.Id);
+        Assert.Equal(ReportOutcome.Requeued, h.MarkFailed("long", d.Slot.Key, T0, "oom"));
+        pool.Release("long");
+        Assert.Equal(new[] { "short1", "short2" }, h.NextDispatch(T0, 10).Select(c => c.Id));
+        Assert.Equal(new[] { "short1", "short2", "long" }, h.NextDispatch(T0.AddMinutes(5), 10).Select(c => c.Id));
+    }
+
+    [Fact]
+    public void Longest_first_shortens_a_sweep_whose_long_cell_was_submitted_last()
+    {
+        // Cells of 1, 1 and 2 time units on 2 slots: submission order runs the long one last (makespan 3);
+        // with the costs as hints it starts first and the short ones share the other slot (makespan 2).
+        static int Makespan(bool hinted)
+        {
+            var l = new SweepLedger(Policy);
+            var pool = Pool(("s1", "cpu=2"));
+            var cost = new Dictionary<string, int> { ["x"] = 1, ["y"] = 1, ["z"] = 2 };
+            l.Submit(cost.Select(kv => new CellSubmission(kv.Key, kv.Key) { CostHint = hinted ? kv.Value : 0 }));
+            var ends = new Dictionary<string, int>();
+            for (int t = 0; !l.Counts(T0.AddMinutes(t)).IsSettled; t++)
+            {
+                var now = T0.AddMinutes(t);
+                foreach (var (id, _) in ends.Where(kv => kv.Value == t).ToList()) { l.MarkDone(id, now); pool.Release(id); }
+                foreach (var d in Round(l, pool, now)) ends[d.Cell.Id] = t + cost[d.Cell.Id];
+                if (t > 10) throw new InvalidOperationException("did not settle");
+            }
+            return ends.Values.Max();
+        }
+        Assert.Equal(3, Makespan(hinted: false));
+        Assert.Equal(2, Makespan(hinted: true));
+    }
+
+    [Fact]
+    public void Cost_hints_are_validated_and_survive_a_snapshot()
+    {
+        var l = new SweepLedger(Policy);
+        Assert.Throws<ArgumentException>(() => l.Submit(new[] { Hinted("bad", -1) }));
+        Assert.Throws<ArgumentException>(() => l.Submit(new[] { Hinted("nan", double.NaN) }));
+        Assert.Throws<ArgumentException>(() => l.Submit(new[] { Hinted("inf", double.PositiveInfinity) }));
+        l.Submit(new[] { Hinted("a", 1.5), Hinted("b", 7.25), Hinted("c", 0) });
+        var json = JsonSerializer.Serialize(l.Snapshot(), JsonDefaults.Canonical);
+        var r = SweepLedger.Restore(JsonSerializer.Deserialize<LedgerSnapshot>(json, JsonDefaults.Canonical)!);
+        Assert.Equal(new[] { 1.5, 7.25, 0 }, r.Cells.Select(c => c.CostHint));
+        Assert.Equal(new[] { "b", "a", "c" }, r.NextDispatch(T0, 10).Select(c => c.Id));
+        // A snapshot written before hints existed has none: plain submission order.
+        var old = JsonNode.Parse(json)!;
+        foreach (var c in old["cells"]!.AsArray()) c!.AsObject().Remove("cost_hint");
+        var o = SweepLedger.Restore(JsonSerializer.Deserialize<LedgerSnapshot>(old.ToJsonString(), JsonDefaults.Canonical)!);
+        Assert.Equal(new[] { "a", "b", "c" }, o.NextDispatch(T0, 10).Select(c => c.Id));
+        var bad = JsonSerializer.Deserialize<LedgerSnapshot>(json, JsonDefaults.Canonical)!;
+        bad = bad with { Cells = bad.Cells.Select(c => c with { CostHint = -2 }).ToList() };
+        Assert.Throws<InvalidDataException>(() => SweepLedger.Restore(bad));
     }
 }
