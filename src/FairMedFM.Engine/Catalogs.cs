@@ -70,6 +70,58 @@ public static class ModelCatalog
         foreach (var k in WeightsHashes.Keys.Where(k => k.StartsWith(card.Id + "|", StringComparison.Ordinal))) WeightsHashes.TryRemove(k, out _);
     }
 
+    private static readonly System.Text.Json.JsonSerializerOptions CardFileJson = new()
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>
+    /// Registers the model cards of a JSON file (one card object, or an array of them) in this process, as <see cref="Register"/>
+    /// does: a local variant of a supported family (a smaller ViT, a ResNet with other weights) that has no built-in card. Keys are
+    /// <see cref="ModelCard"/>'s properties in snake_case (<c>id</c>, <c>family</c>, <c>vit: {img_size, patch_size, …}</c>,
+    /// <c>feature_dim</c>, <c>image_size</c>, <c>weights_file</c> relative to the weights folder, <c>normalization_kind</c>,
+    /// <c>mean</c>, <c>std</c>, <c>source</c>, …); an unknown key is an error, so is a zoo id. Silos load such a file at start
+    /// (<c>--ModelCards</c> / <c>FAIRMEDFM_MODELCARDS</c>) so every silo knows the same cards. Returns the ids registered.
+    /// </summary>
+    public static IReadOnlyList<string> RegisterFile(string path)
+    {
+        path = Path.GetFullPath(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"model card file not found: {path}", path);
+        List<ModelCard> cards;
+        try
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path),
+                documentOptions: new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            cards = node switch
+            {
+                System.Text.Json.Nodes.JsonArray a => a.Select((c, i) => System.Text.Json.JsonSerializer.Deserialize<ModelCard>(c, CardFileJson)
+                    ?? throw new System.Text.Json.JsonException($"entry {i} is null")).ToList(),
+                System.Text.Json.Nodes.JsonObject o => [System.Text.Json.JsonSerializer.Deserialize<ModelCard>(o, CardFileJson)!],
+                _ => throw new System.Text.Json.JsonException("expected a card object or an array of cards"),
+            };
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"model card file {path}: {e.Message}", e);
+        }
+        foreach (var c in cards)
+        {
+            if (string.IsNullOrWhiteSpace(c.Id) || string.IsNullOrWhiteSpace(c.Family) && c.ResNet is null)
+                throw new InvalidDataException($"model card file {path}: every card needs an id and a family (card '{c.Id}')");
+            if (c.FeatureDim <= 0 || c.ImageSize <= 0)
+                throw new InvalidDataException($"model card file {path}: card '{c.Id}' needs feature_dim and image_size > 0");
+        }
+        foreach (var c in cards)
+        {
+            try { Register(c); }
+            catch (ArgumentException e) { throw new InvalidDataException($"model card file {path}: {e.Message}", e); }
+        }
+        return cards.Select(c => c.Id).ToList();
+    }
+
     /// <summary>Removes a card added by <see cref="Register"/>; false when there was none.</summary>
     public static bool Unregister(string modelId)
     {

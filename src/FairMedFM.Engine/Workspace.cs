@@ -11,6 +11,8 @@ public sealed record Workspace(string CacheDir, string? WeightsDir)
     public string PredictionsDir => Path.Combine(CacheDir, "predictions");
     public string ResultsDir => Path.Combine(CacheDir, "results");
     public string ModelsCacheDir => Path.Combine(CacheDir, "models");
+    /// <summary>The append-only audit of computations that ran (<see cref="Cells.ComputationLog"/>).</summary>
+    public string ComputationsDir => Path.Combine(CacheDir, Cells.ComputationLog.FolderName);
 
     /// <summary>Defaults: FAIRMEDFM_CACHE or ./.fairmedfm; FAIRMEDFM_WEIGHTS or ./weights when it exists.</summary>
     public static Workspace FromEnvironment(string? cacheDir = null, string? weightsDir = null)

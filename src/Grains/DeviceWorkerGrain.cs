@@ -14,7 +14,8 @@ namespace FairMedFM.Grains;
 /// lease on the cell runs out and the cell is dispatched again.
 /// </summary>
 [DeviceSlotPlacement]
-public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, ILocalSiloDetails silo, ILogger<DeviceWorkerGrain> log)
+public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, ILocalSiloDetails silo, ComputationLog computations, SweepOptions options,
+    ILogger<DeviceWorkerGrain> log)
     : Grain, IDeviceWorkerGrain
 {
     private const int KeepFinished = 512;
@@ -74,7 +75,8 @@ public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, IL
         {
             spec = JsonSerializer.Deserialize<CellSpec>(a.SpecJson, JsonDefaults.Canonical) ?? throw new ArgumentException("empty cell specification");
             if (spec.CellId != a.CellId) throw new ArgumentException($"cell id mismatch: assignment {a.CellId}, specification hashes to {spec.CellId}");
-            job.Execution = new CellExecution(GrainFactory, runner, slots, device);
+            job.Execution = new CellExecution(GrainFactory, runner, slots, device,
+                new CellRunContext($"{this.GetPrimaryKeyString()}|{a.SweepId}|attempt {a.Attempt}", computations, options.Retry.Lease, a.SweepId, a.Attempt, log));
             var result = await job.Execution.RunAsync(spec);
             string? undefined = null;
             if (result.Status == "done" && result.Summary?.GetValueOrDefault("overall-auc") is { Value: null } auc)

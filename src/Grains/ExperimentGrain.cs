@@ -20,6 +20,8 @@ public sealed class ExperimentGrain(
     CellRunner runner,
     TrainingSlots slots,
     ILocalSiloDetails silo,
+    ComputationLog computations,
+    SweepOptions options,
     Microsoft.Extensions.Logging.ILogger<ExperimentGrain> log) : Grain, IExperimentGrain
 {
     private Task? _run;
@@ -103,7 +105,8 @@ public sealed class ExperimentGrain(
 
     private async Task<CellResult> RunStagesAsync(CellSpec spec)
     {
-        _execution = new CellExecution(GrainFactory, runner, slots, slots.Device);
+        _execution = new CellExecution(GrainFactory, runner, slots, slots.Device,
+            new CellRunContext($"experiment@{silo.SiloAddress.ToParsableString()}", computations, options.Retry.Lease, Logger: log));
         return await _execution.RunAsync(spec);
     }
 

@@ -67,6 +67,8 @@ public static class FairMedFMSilo
         silo.AddActivityPropagation();
         silo.Services.AddSingleton(workspace);
         silo.Services.AddSingleton(new CellRunner(workspace));
+        // The audit of what ran where: one file per silo in the shared cache folder.
+        silo.Services.AddSingleton(sp => new ComputationLog(workspace.ComputationsDir, sp.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString()));
         silo.Services.AddSingleton(new TrainingSlots(trainingSlots, device));
         silo.Services.AddSingleton(sweeps ?? new SweepOptions());
         // Device workers live on the silo that owns their slot; the silo announces its devices and wakes unfinished sweeps.

@@ -2,7 +2,8 @@ using FairMedFM.Engine.Cells;
 
 namespace FairMedFM.Grains;
 
-public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
+public sealed class ModelUsageGrain(CellRunner runner, ComputationLog computations, Microsoft.Extensions.Logging.ILogger<ModelUsageGrain> log)
+    : Grain, IModelUsageGrain
 {
     private Task? _work;
     private volatile int _done, _total;
@@ -32,13 +33,32 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
         try
         {
             // Heavy backbone work runs on the thread pool, never on the grain's scheduler.
+            var started = DateTimeOffset.UtcNow;
             var emb = await Task.Run(() => runner.GetEmbeddings(card, model, norm, progress));
+            if (!emb.CacheHit) Record(card, model, emb, started);
             _final = new EmbeddingStatus(JobPhase.Done, emb.Count, emb.Count, emb.Key, emb.CacheHit, null);
         }
         catch (Exception e)
         {
             _failedAt = DateTime.UtcNow;
             _final = new EmbeddingStatus(JobPhase.Failed, _done, _total, null, false, CellRunner.Describe(e));
+        }
+    }
+
+    /// <summary>The backbone ran here: one audit record (a failed computation leaves none; its error reaches the cells).</summary>
+    private void Record(string card, string model, Engine.Embeddings.EmbeddingMatrix emb, DateTimeOffset started)
+    {
+        try
+        {
+            computations.Append(new ComputationRecord
+            {
+                Kind = ComputationRecord.Embedding, Key = emb.Key, Dataset = card, Model = model, Origin = computations.Origin,
+                Status = "done", Images = emb.Count, StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
+            });
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Microsoft.Extensions.Logging.LoggerExtensions.LogWarning(log, "embedding {Key}: the computation record could not be written to {Log}: {Error}", emb.Key, computations.FilePath, e.Message);
         }
     }
 

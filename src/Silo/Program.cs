@@ -13,6 +13,9 @@ using Orleans.Runtime;
 //   SweepTickMs (1000), LeaseSeconds (60), MaxAttempts (3), BackoffSeconds (5), MaxBackoffSeconds (300), AnnounceSeconds (10),
 //   ReminderMinutes (1): how sweeps pace, retry and notice lost silos
 //   HealthPort (8080): GET /healthz (alive) and /ready (the silo is an active cluster member)
+//   ProbeTimeoutSeconds (5), MissedProbesLimit (3): Orleans membership probing — how soon a killed silo is declared dead
+//   ModelCards: a JSON file of extra model cards (ModelCatalog.RegisterFile), loaded at start so every silo knows them
+//   ParentPid: stop this silo when that process is gone (a supervisor, or the test host that started it)
 // Clients connect with `fairmedfm run --gateway 127.0.0.1:<GatewayPort>` or `--redis <connection string>`.
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddEnvironmentVariables("FAIRMEDFM_");
@@ -44,8 +47,13 @@ try
     };
     sweeps.Retry.Validate();
     if (sweeps.Tick <= TimeSpan.Zero || sweeps.Announce <= TimeSpan.Zero) throw new ArgumentException("SweepTickMs and AnnounceSeconds must be positive");
+    if (cfg.GetValue("ProbeTimeoutSeconds", 5.0) <= 0 || cfg.GetValue("MissedProbesLimit", 3) < 1)
+        throw new ArgumentException("ProbeTimeoutSeconds must be positive and MissedProbesLimit ≥ 1");
+    if (cfg["ModelCards"] is { Length: > 0 } modelCards)
+        Console.WriteLine($"model cards from {modelCards}: {string.Join(", ", ModelCatalog.RegisterFile(modelCards))}");
+    if (cfg.GetValue<int?>("ParentPid") is { } ppid && !ParentWatch.Alive(ppid)) throw new ArgumentException($"ParentPid {ppid} is not a running process");
 }
-catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or InvalidDataException or FileNotFoundException)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
@@ -59,7 +67,12 @@ builder.Logging.AddFairMedFMLogging();
 builder.Services.AddFairMedFMTelemetry("fairmedfm-silo");
 builder.UseOrleans(silo => silo
     .UseFairMedFMClustering(cfg, siloPort, gatewayPort, primary)
-    .AddFairMedFM(workspace, slots, memoryStorage: string.IsNullOrEmpty(cfg["Redis"]), device: device, sweeps: sweeps));
+    .AddFairMedFM(workspace, slots, memoryStorage: string.IsNullOrEmpty(cfg["Redis"]), device: device, sweeps: sweeps)
+    .Configure<Orleans.Configuration.ClusterMembershipOptions>(o =>
+    {
+        o.ProbeTimeout = TimeSpan.FromSeconds(cfg.GetValue("ProbeTimeoutSeconds", o.ProbeTimeout.TotalSeconds));
+        o.NumMissedProbesLimit = cfg.GetValue("MissedProbesLimit", o.NumMissedProbesLimit);
+    }));
 
 var app = builder.Build();
 app.MapGet("/healthz", () => Results.Ok("alive"));
@@ -69,5 +82,33 @@ app.MapGet("/ready", (ISiloStatusOracle oracle) =>
 app.Logger.LogInformation("FairMedFM silo: silo port {Silo}, gateway {Gateway}, health :{Health}, {Slots} training slot(s) on {Device}, cache {Cache}, clustering {Clustering}",
     siloPort, gatewayPort, healthPort, slots, device, workspace.CacheDir,
     string.IsNullOrEmpty(cfg["Redis"]) ? "localhost" : "redis " + FairMedFMHosting.Describe(FairMedFMHosting.ParseRedis(cfg["Redis"]!)));
+if (cfg.GetValue<int?>("ParentPid") is { } parent) ParentWatch.Start(parent, app.Lifetime, app.Logger);
 await app.RunAsync();
 return 0;
+
+/// <summary>Stops the silo when the process that started it is gone, so a crashed supervisor (or test host) leaves no orphan.</summary>
+internal static class ParentWatch
+{
+    public static bool Alive(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return false; }
+    }
+
+    public static void Start(int pid, IHostApplicationLifetime life, ILogger log) => _ = Task.Run(async () =>
+    {
+        while (!life.ApplicationStopping.IsCancellationRequested)
+        {
+            if (!Alive(pid))
+            {
+                log.LogWarning("parent process {Pid} is gone: stopping this silo", pid);
+                life.StopApplication();
+                // A graceful stop can hang when Redis went away with the parent: give it a while, then leave.
+                await Task.Delay(TimeSpan.FromSeconds(15));
+                log.LogWarning("graceful stop did not finish in 15 s: exiting");
+                Environment.Exit(3);
+            }
+            try { await Task.Delay(TimeSpan.FromSeconds(1), life.ApplicationStopping); } catch (OperationCanceledException) { }
+        }
+    });
+}
