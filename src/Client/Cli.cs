@@ -20,14 +20,14 @@ public sealed class Cli
         if (console is null && Console.IsOutputRedirected) _console.Profile.Width = 160;
     }
 
-    private static readonly Option<string?> CacheOpt = new("--cache") { Description = "Cache folder for embeddings, converted weights and cell results (default: $FAIRMEDFM_CACHE or ./.fairmedfm)" };
-    private static readonly Option<string?> WeightsOpt = new("--weights") { Description = "Folder holding FM weights (default: $FAIRMEDFM_WEIGHTS or ./weights)" };
-    private static readonly Option<string?> GatewayOpt = new("--gateway") { Description = "Connect to a running silo's gateway (host:port) instead of the embedded in-process silo" };
-    private static readonly Option<string?> RedisOpt = new("--redis") { Description = "Connect to a Redis-clustered FairMedFM cluster (StackExchange.Redis connection string; default $FAIRMEDFM_REDIS when --gateway is not given)" };
-    private static readonly Option<string?> OutOpt = new("--out") { Description = "Output folder for results.json/csv, groups.csv, per-cell files and summary.md" };
-    private static readonly Option<string?> CardOpt = new("--card") { Description = "Use this dataset card instead of the grid's datasets" };
-    private static readonly Option<int> SlotsOpt = new("--slots") { Description = "Trainings run at once in the embedded silo", DefaultValueFactory = _ => 1 };
-    private static readonly Option<bool> PlainOpt = new("--plain") { Description = "Plain progress lines instead of live bars (also used when output is not a terminal)" };
+    internal static readonly Option<string?> CacheOpt = new("--cache") { Description = "Cache folder for embeddings, converted weights and cell results (default: $FAIRMEDFM_CACHE or ./.fairmedfm)" };
+    internal static readonly Option<string?> WeightsOpt = new("--weights") { Description = "Folder holding FM weights (default: $FAIRMEDFM_WEIGHTS or ./weights)" };
+    internal static readonly Option<string?> GatewayOpt = new("--gateway") { Description = "Connect to a running silo's gateway (host:port) instead of the embedded in-process silo" };
+    internal static readonly Option<string?> RedisOpt = new("--redis") { Description = "Connect to a Redis-clustered FairMedFM cluster (StackExchange.Redis connection string; default $FAIRMEDFM_REDIS when --gateway is not given)" };
+    internal static readonly Option<string?> OutOpt = new("--out") { Description = "Output folder for results.json/csv, groups.csv, per-cell files and summary.md" };
+    internal static readonly Option<string?> CardOpt = new("--card") { Description = "Use this dataset card instead of the grid's datasets" };
+    internal static readonly Option<int> SlotsOpt = new("--slots") { Description = "Trainings run at once in the embedded silo", DefaultValueFactory = _ => 1 };
+    internal static readonly Option<bool> PlainOpt = new("--plain") { Description = "Plain progress lines instead of live bars (also used when output is not a terminal)" };
 
     public RootCommand Build()
     {
@@ -83,6 +83,7 @@ public sealed class Cli
         models.Subcommands.Add(list);
         root.Subcommands.Add(models);
         root.Subcommands.Add(EvaluateCommand());
+        foreach (var c in new SweepCommands(_console).Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(ReportCommand.Build(_console));
         return root;
     }
@@ -284,7 +285,7 @@ public sealed class Cli
         _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
     }
 
-    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+    internal static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     /// <summary>Finds a file shipped in the repository, looking up from the current folder and from the program's folder.</summary>
     public static string? FindRepoFile(string relative)

@@ -34,4 +34,8 @@ public interface IAggregatorGrain : IGrainWithStringKey
     [Alias("Report")] Task Report(CellSummary cell);
     [Alias("GetCells")] Task<IReadOnlyList<CellSummary>> GetCells();
     [Alias("GetMatrix")] Task<MatrixView> GetMatrix(string usage, string method, string attribute, string metric);
+    /// <summary>Every usage · method · attribute · metric slice matching the query (null filters match all), in a stable order.</summary>
+    [Alias("Query")] Task<IReadOnlyList<MatrixView>> Query(MatrixQuery query);
+    /// <summary>One cell (id or unique prefix) with a page of its stored per-sample predictions and their group labels; null when unknown.</summary>
+    [Alias("GetCell")] Task<CellDrillDown?> GetCell(string cellId, int offset, int limit);
 }

@@ -24,14 +24,65 @@ public sealed class AggregatorGrain(
     public Task<IReadOnlyList<CellSummary>> GetCells() =>
         Task.FromResult<IReadOnlyList<CellSummary>>(state.State.Cells.Values.OrderBy(c => c.CellId, StringComparer.Ordinal).ToList());
 
-    public Task<MatrixView> GetMatrix(string usage, string method, string attribute, string metric)
+    public Task<MatrixView> GetMatrix(string usage, string method, string attribute, string metric) =>
+        Task.FromResult(Slice(Inputs(), usage, method, attribute, metric));
+
+    public Task<IReadOnlyList<MatrixView>> Query(MatrixQuery q)
     {
-        var inputs = state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).Select(c => new MatrixInput(c.Dataset, c.Model, c.Usage, c.Method, c.Attribute, c.Seed,
+        var inputs = Inputs();
+        var done = state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).ToList();
+        var slices = done.Select(c => (c.Usage, c.Method, c.Attribute)).Distinct()
+            .Where(s => (q.Usage is null || s.Usage == q.Usage) && (q.Method is null || s.Method == q.Method) && (q.Attribute is null || s.Attribute == q.Attribute))
+            .OrderBy(s => s.Usage, StringComparer.Ordinal).ThenBy(s => s.Method, StringComparer.Ordinal).ThenBy(s => s.Attribute, StringComparer.Ordinal);
+        var metrics = q.Metric is { } m ? new[] { m } : done.SelectMany(c => c.Metrics.Keys).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var views = new List<MatrixView>();
+        foreach (var (usage, method, attribute) in slices)
+            foreach (var metric in metrics)
+                views.Add(Slice(inputs, usage, method, attribute, metric));
+        return Task.FromResult<IReadOnlyList<MatrixView>>(views);
+    }
+
+    public async Task<CellDrillDown?> GetCell(string cellId, int offset, int limit)
+    {
+        var matches = state.State.Cells.Values.Where(c => c.CellId.StartsWith(cellId, StringComparison.Ordinal)).ToList();
+        if (matches.Count != 1) return matches.Count == 0 ? null : throw new ArgumentException($"cell id prefix '{cellId}' matches {matches.Count} cells");
+        var cell = matches[0];
+        if (cell.ResultFile is null) return new CellDrillDown(cell, 0, Array.Empty<PredictionRow>(), "the cell has no stored result");
+        var predictions = Path.Combine(Path.GetDirectoryName(cell.ResultFile)!, cell.CellId + ".predictions.csv");
+        if (!File.Exists(predictions))
+            return new CellDrillDown(cell, 0, Array.Empty<PredictionRow>(), cell.Phase == JobPhase.Done ? $"predictions file {predictions} is not readable from this silo" : "the cell did not finish");
+        var rows = await Task.Run(() => ReadPredictions(predictions));
+        return new CellDrillDown(cell, rows.Count, rows.Skip(Math.Max(0, offset)).Take(Math.Clamp(limit, 0, 100_000)).ToList(), null);
+    }
+
+    /// <summary>The engine's predictions file: index,split,image,patient_id,label,prob,group (quoted fields as CellRunner writes them).</summary>
+    public static List<PredictionRow> ReadPredictions(string path)
+    {
+        var rows = new List<PredictionRow>();
+        var options = new CsvHelper.CsvReaderOptions { Separator = ',', HasHeader = true, MalformedData = CsvHelper.CsvMalformedDataHandling.Throw, SkipEmptyLines = true };
+        using var reader = CsvHelper.CsvReader.Create(File.ReadAllBytes(path), options);
+        var header = reader.Headers.Select(h => h.Trim()).ToList();
+        int Col(string name) => header.IndexOf(name) is var i and >= 0 ? i : throw new InvalidDataException($"{path}: no '{name}' column");
+        int index = Col("index"), split = Col("split"), image = Col("image"), patient = Col("patient_id"), label = Col("label"), prob = Col("prob"), group = Col("group");
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        while (reader.Read())
+        {
+            string F(int c) => reader.GetString(c) ?? "";
+            rows.Add(new PredictionRow(int.Parse(F(index), ci), F(split), F(image), F(patient), int.Parse(F(label), ci), double.Parse(F(prob), ci), F(group)));
+        }
+        return rows;
+    }
+
+    private List<MatrixInput> Inputs() =>
+        state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).Select(c => new MatrixInput(c.Dataset, c.Model, c.Usage, c.Method, c.Attribute, c.Seed,
             c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper)),
-            c.Groups.Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList()));
+            c.Groups.Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList())).ToList();
+
+    private static MatrixView Slice(List<MatrixInput> inputs, string usage, string method, string attribute, string metric)
+    {
         var slice = FairnessMatrix.Build(inputs, usage, method, attribute, metric);
         var cells = slice.Cells.Values.Select(c => new MatrixCellDto(c.Dataset, c.Model, c.Mean, c.Std, c.Seeds, c.UndefinedSeeds, c.UndefinedReasons,
             c.GroupSizes.Select(g => new GroupSizeDto(g.Group, g.N, g.Positives, g.Negatives)).ToList(), c.Format())).ToList();
-        return Task.FromResult(new MatrixView(usage, method, attribute, metric, slice.Datasets, slice.Models, cells));
+        return new MatrixView(usage, method, attribute, metric, slice.Datasets, slice.Models, cells);
     }
 }

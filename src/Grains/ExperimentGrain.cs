@@ -22,12 +22,12 @@ public sealed class ExperimentGrain(
     ILocalSiloDetails silo,
     Microsoft.Extensions.Logging.ILogger<ExperimentGrain> log) : Grain, IExperimentGrain
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
     private Task? _run;
-    private string _stage = "pending";
-    private int _done, _total;
+    private CellExecution? _execution;
+    private string? _final;
 
-    private CellStatus Status() => new(this.GetPrimaryKeyString(), state.State.Phase, _stage, _done, _total, state.State.Error, state.State.ResultFile);
+    private CellStatus Status() => new(this.GetPrimaryKeyString(), state.State.Phase, _final ?? _execution?.Stage ?? "pending",
+        _execution?.Done ?? 0, _execution?.Total ?? 0, state.State.Error, state.State.ResultFile);
 
     public Task<CellStatus> GetStatus() => Task.FromResult(Status());
 
@@ -62,6 +62,7 @@ public sealed class ExperimentGrain(
         state.State.AggregatorKey = request.AggregatorKey;
         state.State.Phase = JobPhase.Running;
         state.State.Error = null;
+        _final = null;
         await state.WriteStateAsync();
         _run = RunAsync(spec, request.AggregatorKey);
         return Status();
@@ -95,85 +96,15 @@ public sealed class ExperimentGrain(
         state.State.Phase = result.Status == "done" ? JobPhase.Done : JobPhase.Failed;
         state.State.Error = result.Error;
         state.State.ResultFile = runner.Results.PathFor(result.CellId);
-        _stage = result.Status;
+        _final = result.Status;
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<IAggregatorGrain>(aggregatorKey).Report(ToSummary(result, state.State.ResultFile));
     }
 
     private async Task<CellResult> RunStagesAsync(CellSpec spec)
     {
-        var started = DateTimeOffset.UtcNow;
-        _stage = "dataset";
-        var dataset = GrainFactory.GetGrain<IDatasetGrain>(spec.Dataset);
-        DatasetStatus ds;
-        using (var span = Telemetry.Source.StartActivity("dataset"))
-        {
-            while (true)
-            {
-                ds = await dataset.Prepare();
-                if (ds.Phase is JobPhase.Done or JobPhase.Failed) break;
-                await Task.Delay(Poll);
-            }
-            span?.SetTag("fairmedfm.data_hash", ds.DataHash);
-        }
-        if (ds.Phase == JobPhase.Failed) return Fail(spec, ds.Error ?? "dataset failed to load", started);
-
-        // Idempotent and resumable: a cell finished earlier on the same data is not recomputed.
-        var stored = await Task.Run(() => runner.TryReuse(spec, ds.DataHash!));
-        if (stored is not null) return stored;
-
-        try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
-        catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
-
-        // Usages that train inside the backbone (lora) read images, not the embedding cache.
-        EmbeddingStatus? es = null;
-        bool cacheHit = false;
-        if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
-        {
-            _stage = "embeddings";
-            var usage = GrainFactory.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
-            using (var span = Telemetry.Source.StartActivity("embedding"))
-            {
-                bool waited = false;
-                while (true)
-                {
-                    es = await usage.EnsureEmbeddings();
-                    _done = es.Done; _total = es.Total;
-                    if (es.Phase is JobPhase.Done or JobPhase.Failed) break;
-                    waited = true;
-                    await Task.Delay(Poll);
-                }
-                // A hit: the backbone did not run for this request (the entry was on disk, or computed for another cell).
-                cacheHit = es.CacheHit || !waited;
-                span?.SetTag("fairmedfm.cache_hit", cacheHit);
-                span?.SetTag("fairmedfm.embedding_key", es.EmbeddingKey);
-            }
-            if (es.Phase == JobPhase.Failed) return Fail(spec, es.Error ?? "embedding failed", started);
-        }
-
-        _stage = "queued";
-        var device = new KeyValuePair<string, object?>("device", slots.Device);
-        Telemetry.CellsQueued.Add(1);
-        await slots.WaitAsync();
-        Telemetry.CellsQueued.Add(-1);
-        Telemetry.SlotsBusy.Add(1, device);
-        try
-        {
-            _stage = "training";
-            return await Task.Run(() =>
-            {
-                if (es is null) return runner.RunWithEmbeddings(spec, null);
-                var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
-                          ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
-                return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit });
-            });
-        }
-        finally { slots.Release(); Telemetry.SlotsBusy.Add(-1, device); }
-    }
-
-    private CellResult Fail(CellSpec spec, string error, DateTimeOffset started)
-    {
-        return runner.Results.PutFailure(CellResult.Failed(spec, error, started));
+        _execution = new CellExecution(GrainFactory, runner, slots, slots.Device);
+        return await _execution.RunAsync(spec);
     }
 
     public static CellSummary ToSummary(CellResult r, string? resultFile) => new(

@@ -46,6 +46,8 @@ public static class FairMedFMHosting
             silo.ConfigureEndpoints(siloPort, gatewayPort, listenOnAnyHostAddress: true);
             silo.UseRedisClustering(o => o.ConfigurationOptions = options.Clone());
             silo.AddRedisGrainStorage(FairMedFMSilo.StorageName, o => o.ConfigurationOptions = options.Clone());
+            // Sweeps register a reminder while unfinished, so they resume even when every silo restarted.
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = options.Clone());
             if (string.Equals(cfg["Clustering"], "kubernetes", StringComparison.OrdinalIgnoreCase)) silo.UseKubernetesHosting();
         }
         else

@@ -50,6 +50,9 @@ public sealed record CellResult
     public string? PredictionsFile { get; init; }
     /// <summary>Bootstrap settings behind <see cref="MetricEntry.Lower"/>/<see cref="MetricEntry.Upper"/>; null when none were computed.</summary>
     public IntervalInfo? Intervals { get; init; }
+    /// <summary>For a failed cell: could another attempt succeed (I/O, out of memory, native errors)? False for bad input,
+    /// which fails the same way every time. Sweeps retry only retryable failures.</summary>
+    public bool Retryable { get; init; }
     public DateTimeOffset StartedUtc { get; init; }
     public DateTimeOffset FinishedUtc { get; init; }
     public string EngineVersion { get; init; } = typeof(CellResult).Assembly.GetName().Version?.ToString() ?? "0";

@@ -46,7 +46,7 @@ public sealed class CellRunner(Workspace workspace)
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started));
+            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started) with { Retryable = IsRetryable(e) });
         }
     }
 
@@ -143,7 +143,7 @@ public sealed class CellRunner(Workspace workspace)
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started));
+            return Results.PutFailure(CellResult.Failed(spec, Describe(e), started) with { Retryable = IsRetryable(e) });
         }
     }
 
@@ -196,6 +196,23 @@ public sealed class CellRunner(Workspace workspace)
     private static string Csv(string s) => s.IndexOfAny(new[] { ',', '"', '\n' }) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
 
     /// <summary>One line a researcher can act on: the exception's own message names the file, row, column or key.</summary>
+    /// <summary>
+    /// Could another attempt succeed? Bad input (configuration, data, weights, arguments, a missing file) fails the same way
+    /// every time and is not retried; I/O trouble, out-of-memory and native (libtorch) errors may be transient.
+    /// </summary>
+    public static bool IsRetryable(Exception e)
+    {
+        var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions.First() : e;
+        return inner switch
+        {
+            ConfigException or DataException or FairMedFM.Models.WeightLoadException or ArgumentException or InvalidDataException
+                or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or NotSupportedException => false,
+            IOException or OutOfMemoryException or TimeoutException or System.Runtime.InteropServices.ExternalException => true,
+            InvalidOperationException => false,
+            _ => true,
+        };
+    }
+
     public static string Describe(Exception e)
     {
         var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions.First() : e;

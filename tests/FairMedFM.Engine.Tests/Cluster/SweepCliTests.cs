@@ -1,0 +1,150 @@
+using System.CommandLine;
+using FairMedFM.Client;
+using FairMedFM.Grains;
+
+namespace FairMedFM.Engine.Tests.Cluster;
+
+/// <summary>The cluster commands' parsing, validation and unreachable-cluster behaviour (no cluster needed), and the
+/// redaction of Redis secrets in everything the CLI and silo print.</summary>
+public sealed class SweepCliTests
+{
+    private static ParseResult Parse(params string[] args) => new Cli().Build().Parse(args);
+
+    [Theory]
+    [InlineData("submit --grid g.yaml")]
+    [InlineData("submit --grid g.yaml --sweep s1 --parallelism 4 --device cuda --redis 127.0.0.1:6379")]
+    [InlineData("status")]
+    [InlineData("status s1 --gateway 127.0.0.1:30000")]
+    [InlineData("watch s1 --plain")]
+    [InlineData("cancel s1")]
+    [InlineData("rerun s1 --failed")]
+    [InlineData("parallelism s1 3")]
+    [InlineData("parallelism s1 0")]
+    [InlineData("matrix s1 --usage lp --method erm --attribute sex --metric eod")]
+    [InlineData("matrix s1 --cell abc --limit 5")]
+    [InlineData("results s1 --format json --out r.json")]
+    public void Valid_command_lines_parse(string line) => Assert.Empty(Parse(line.Split(' ')).Errors);
+
+    [Theory]
+    [InlineData("submit", "--grid")]
+    [InlineData("rerun s1", "--failed")]
+    [InlineData("parallelism s1 -2", "≥ 0")]
+    [InlineData("parallelism s1", "N")]
+    [InlineData("results s1 --format xml --out r", "csv or json")]
+    [InlineData("results s1", "--out")]
+    [InlineData("cancel", "SWEEP")]
+    public void Invalid_command_lines_say_what_is_wrong(string line, string expected)
+    {
+        var errors = Parse(line.Split(' ')).Errors;
+        Assert.NotEmpty(errors);
+        Assert.Contains(errors, e => e.Message.Contains(expected));
+    }
+
+    [Fact]
+    public async Task Cluster_commands_without_a_cluster_exit_3_with_a_clear_message()
+    {
+        var saved = Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS");
+        Environment.SetEnvironmentVariable("FAIRMEDFM_REDIS", null);
+        try
+        {
+            var (code, output) = await CliRunner.Run("status", "s1");
+            Assert.Equal(SweepCommands.ExitUnreachable, code);
+            Assert.Contains("needs a running cluster", output);
+            Assert.Contains("--redis", output);
+        }
+        finally { Environment.SetEnvironmentVariable("FAIRMEDFM_REDIS", saved); }
+    }
+
+    [Fact]
+    public async Task An_unreachable_gateway_exits_3()
+    {
+        var (code, output) = await CliRunner.Run("status", "--gateway", "127.0.0.1:1");
+        Assert.Equal(SweepCommands.ExitUnreachable, code);
+        Assert.Contains("could not reach", output);
+    }
+
+    [Fact]
+    public async Task An_unreachable_redis_exits_3_and_never_prints_the_password()
+    {
+        var (code, output) = await CliRunner.Run("watch", "s1", "--redis", "127.0.0.1:1,password=hunter2-secret,connectTimeout=300,abortConnect=false");
+        Assert.Equal(SweepCommands.ExitUnreachable, code);
+        Assert.Contains("127.0.0.1:1", output);
+        Assert.DoesNotContain("hunter2", output);
+    }
+
+    [Fact]
+    public void Redis_descriptions_and_parse_errors_redact_the_password()
+    {
+        var o = FairMedFMHosting.ParseRedis("redis.example:6380,password=s3cr3t-pw,ssl=true,user=fmfm");
+        var d = FairMedFMHosting.Describe(o);
+        Assert.Contains("redis.example:6380", d);
+        Assert.Contains("TLS", d);
+        Assert.DoesNotContain("s3cr3t", d);
+        Assert.DoesNotContain("fmfm", d);
+        var e = Assert.Throws<ArgumentException>(() => FairMedFMHosting.ParseRedis("host:1,password=s3cr3t-pw,nosuchoption=1"));
+        Assert.DoesNotContain("s3cr3t", e.Message);
+    }
+
+    [Fact]
+    public async Task Submit_with_a_bad_grid_or_device_exits_2()
+    {
+        using var tmp = new TempDir();
+        var (code, output) = await CliRunner.Run("submit", "--grid", tmp.File("missing.yaml"));
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("grid file not found", output);
+
+        var card = TinyData.WriteCard(tmp.Sub("card"), "cli_sweep");
+        var grid = tmp.File("g.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-sweep", card));
+        (code, output) = await CliRunner.Run("submit", "--grid", grid, "--device", "gpu");
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("device requirement 'gpu'", output);
+        (code, output) = await CliRunner.Run("submit", "--grid", grid, "--sweep", "a/b");
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("sweep id", output);
+    }
+
+    [Fact]
+    public void A_submission_carries_every_distinct_cell_with_its_canonical_spec()
+    {
+        using var tmp = new TempDir();
+        var card = TinyData.WriteCard(tmp.Sub("card"), "cli_sub");
+        var grid = tmp.File("g.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-sub", card, seeds: "[0, 1, 2]"));
+        var sub = SweepCommands.BuildSubmission(grid, null, 3, "cuda");
+        var expanded = Config.GridSpec.Load(grid).Expand();
+        Assert.Equal("cli-sub", sub.SweepId);
+        Assert.Equal(3, sub.Parallelism);
+        Assert.Equal(expanded.Select(c => c.CellId), sub.Cells.Select(c => c.CellId));
+        Assert.All(sub.Cells, c =>
+        {
+            Assert.Equal("cuda", c.Requirement);
+            Assert.Equal(c.CellId, System.Text.Json.JsonSerializer.Deserialize<Config.CellSpec>(c.SpecJson, JsonDefaults.Canonical)!.CellId);
+        });
+        Assert.Throws<ArgumentException>(() => SweepCommands.BuildSubmission(grid, null, -1, "cpu"));
+    }
+
+    [Fact]
+    public void Results_csv_has_one_row_per_cell_with_state_and_metric_columns()
+    {
+        var ledger = new[]
+        {
+            new SweepCellView("c1", "a × b", "done", 1, "s", "cpu", null, Array.Empty<string>(), null, "cpu", null),
+            new SweepCellView("c2", "a × c", "failed", 3, null, null, "boom, twice", new[] { "x" }, null, "cpu", null),
+        };
+        var summaries = new Dictionary<string, CellSummary>
+        {
+            ["c1"] = new("c1", "ds", "m", "lp", "erm", "sex", 0, JobPhase.Done, null,
+                new Dictionary<string, MetricDto> { ["overall-auc"] = new(0.75, null, 0.6, 0.9), ["auc-gap"] = new(null, "SingleGroup") },
+                Array.Empty<GroupSizeDto>(), null),
+        };
+        var lines = SweepCommands.ResultsCsv(ledger, summaries).TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Equal(3, lines.Count);
+        Assert.StartsWith("cell_id,dataset,model,usage,method,attribute,seed,state,attempts,reason,auc-gap,auc-gap:undefined,auc-gap:lo,auc-gap:hi,overall-auc", lines[0]);
+        Assert.Equal("c1,ds,m,lp,erm,sex,0,done,1,,,SingleGroup,,,0.75,,0.6,0.9", lines[1]);
+        Assert.Equal("c2,,,,,,,failed,3,\"boom, twice\",,,,,,,,", lines[2]);
+        var json = SweepCommands.ResultsJson("s", ledger, summaries);
+        Assert.Contains("\"state\": \"failed\"", json);
+        Assert.Contains("\"overall-auc\"", json);
+    }
+}
