@@ -66,10 +66,11 @@ internal static class SegTestSupport
     }
 
     /// <summary>A small 2-D synthetic dataset (64² PNGs, sex alternating, planted gap for F unless the factors say otherwise).</summary>
-    public static SyntheticSegResult Synth2D(string folder, int patients = 8, double contrast = 0.5, double size = 0.75, double noise = 1.5, string name = "seg2d_test") =>
+    public static SyntheticSegResult Synth2D(string folder, int patients = 8, double contrast = 0.5, double size = 0.75, double noise = 1.5, string name = "seg2d_test",
+        long seed = 20240611) =>
         SyntheticSegmentation.Generate(folder, SyntheticSegOptions.Default2D with
         {
-            Patients = patients, ItemsPerPatient = 1, ContrastFactor = contrast, SizeFactor = size, NoiseFactor = noise, Name = name,
+            Seed = seed, Patients = patients, ItemsPerPatient = 1, ContrastFactor = contrast, SizeFactor = size, NoiseFactor = noise, Name = name,
         });
 
     /// <summary>A small 3-D synthetic dataset (32×32×8 int16 NIfTI volumes, one per patient).</summary>
