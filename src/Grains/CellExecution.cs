@@ -39,13 +39,13 @@ public sealed class CellExecution(IGrainFactory grains, CellRunner runner, Train
         var stored = await Task.Run(() => runner.TryReuse(spec, ds.DataHash!));
         if (stored is not null) return stored;
 
-        try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
+        try { runner.ValidateCell(spec); }
         catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
 
         // Usages that train inside the backbone (lora) read images, not the embedding cache.
         EmbeddingStatus? es = null;
         bool cacheHit = false;
-        if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
+        if (runner.NeedsEmbeddings(spec))
         {
             Stage = "embeddings";
             var usage = grains.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
@@ -77,13 +77,7 @@ public sealed class CellExecution(IGrainFactory grains, CellRunner runner, Train
         try
         {
             Stage = "training";
-            return await Task.Run(() =>
-            {
-                if (es is null) return runner.RunWithEmbeddings(spec, null);
-                var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
-                          ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
-                return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit });
-            });
+            return await Task.Run(() => runner.RunPrepared(spec, es?.EmbeddingKey, cacheHit));
         }
         finally { slots.Release(device); Telemetry.SlotsBusy.Add(-1, tag); }
     }

@@ -14,13 +14,13 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
     {
         var (card, model, norm) = GrainKeys.ParseModelUsage(this.GetPrimaryKeyString());
         // Finished embeddings hold while the dataset is unchanged; edited data gets its own (content-addressed) entry.
-        if (_final is { Phase: JobPhase.Done } && _stamp == Engine.DatasetCatalog.Stamp(card)) return Task.FromResult(_final);
+        if (_final is { Phase: JobPhase.Done } && _stamp == Engine.Segmentation.AnyDataset.Stamp(card)) return Task.FromResult(_final);
         // Every caller sees a failure for a while; a request after that retries (weights may have been added meanwhile).
         if (_final is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < DatasetGrain.FailureHold) return Task.FromResult(_final);
         if (_work is null || _work.IsCompleted)
         {
             _final = null;
-            _stamp = Engine.DatasetCatalog.Stamp(card);
+            _stamp = Engine.Segmentation.AnyDataset.Stamp(card);
             var progress = new Progress(this);
             _work = ComputeAsync(card, model, norm, progress);
         }
@@ -32,7 +32,8 @@ public sealed class ModelUsageGrain(CellRunner runner) : Grain, IModelUsageGrain
         try
         {
             // Heavy backbone work runs on the thread pool, never on the grain's scheduler.
-            var emb = await Task.Run(() => runner.GetEmbeddings(card, model, norm, progress));
+            // Classification: the dataset's embedding matrix; segmentation: every image's embedding in the per-image cache.
+            var emb = await Task.Run(() => runner.PrepareEmbeddings(card, model, norm, progress));
             _final = new EmbeddingStatus(JobPhase.Done, emb.Count, emb.Count, emb.Key, emb.CacheHit, null);
         }
         catch (Exception e)
