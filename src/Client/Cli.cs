@@ -86,6 +86,7 @@ public sealed class Cli
         foreach (var c in new SweepCommands(_console).Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(ReportCommand.Build(_console));
         root.Subcommands.Add(SimulateCommand.Build(_console));
+        root.Subcommands.Add(SegCommands.SynthSeg(_console));
         return root;
     }
 
@@ -264,13 +265,15 @@ public sealed class Cli
         var order = outcome.Specs.Select(s => (s.Usage, s.Method, s.Attribute)).Distinct().ToList();
         foreach (var (usage, method, attribute) in order.Where(o => cells.Any(c => (c.Usage, c.Method, c.Attribute) == o)))
         {
-            var metrics = new[] { ("overall-auc", "AUC"), ("auc-gap", "AUC gap"), ("eod", "EOD") };
+            bool seg = FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(usage);
+            var metrics = seg ? new[] { ("mean_dice", "Dice"), ("delta_dice", "Dice gap"), ("es_dice", "ES-Dice") }
+                              : new[] { ("overall-auc", "AUC"), ("auc-gap", "AUC gap"), ("eod", "EOD") };
             var views = new List<MatrixView>();
             foreach (var (key, _) in metrics) views.Add(await agg.GetMatrix(usage, method, attribute, key));
             var table = new Table().Title($"[bold]{Markup.Escape(usage)} · {Markup.Escape(method)} · attribute {Markup.Escape(attribute)}[/]");
             table.AddColumn("dataset").AddColumn("model");
             foreach (var (_, label) in metrics) table.AddColumn(label);
-            table.AddColumn("test groups, first seed: n (+pos/−neg)");
+            table.AddColumn(seg ? "groups, first seed: n (+scored/−skipped)" : "test groups, first seed: n (+pos/−neg)");
             foreach (var ds in views[0].Datasets)
             foreach (var model in views[0].Models)
             {
@@ -283,7 +286,8 @@ public sealed class Cli
             }
             _console.Write(table);
         }
-        _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.[/]");
+        _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups." +
+                            (outcome.Specs.Any(s => FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(s.Usage)) ? " Segmentation: mean Dice over scored samples, Dice gap = max − min group mean, ES-Dice = Dice / (1 + std of the group means)." : "") + "[/]");
     }
 
     internal static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

@@ -13,8 +13,17 @@ public sealed class PathGuard
 
     public static PathGuard Unconfined { get; } = new(Array.Empty<string>());
 
-    /// <summary>The guard dataset loading uses in this process: FAIRMEDFM_DATA_ROOTS at start-up; a host may replace it.</summary>
-    public static PathGuard Current { get; set; } = FromEnvironment();
+    private static PathGuard? _current;
+
+    /// <summary>
+    /// The guard dataset loading uses in this process: FAIRMEDFM_DATA_ROOTS when first asked for (a root that does not
+    /// exist is a <see cref="DataException"/> on every load — fail closed, never silently unconfined); a host may set it.
+    /// </summary>
+    public static PathGuard Current
+    {
+        get => _current ??= FromEnvironment();
+        set => _current = value ?? throw new ArgumentNullException(nameof(value));
+    }
 
     /// <summary>Canonical (absolute, links resolved) root folders; empty = unconfined.</summary>
     public IReadOnlyList<string> Roots { get; }

@@ -63,8 +63,22 @@ public sealed class AggregatorGrain(
         using var reader = CsvHelper.CsvReader.Create(File.ReadAllBytes(path), options);
         var header = reader.Headers.Select(h => h.Trim()).ToList();
         int Col(string name) => header.IndexOf(name) is var i and >= 0 ? i : throw new InvalidDataException($"{path}: no '{name}' column");
-        int index = Col("index"), split = Col("split"), image = Col("image"), patient = Col("patient_id"), label = Col("label"), prob = Col("prob"), group = Col("group");
         var ci = System.Globalization.CultureInfo.InvariantCulture;
+        if (header.Contains("sample_id") && header.Contains("dice"))
+        {
+            // A segmentation cell's per-sample records: split "all" (zero-shot, every sample), label 1 = scored (the target
+            // is present) / 0 = skipped, and the sample's Dice in the probability column (NaN when skipped).
+            int sIndex = Col("index"), sId = Col("sample_id"), sPatient = Col("patient_id"), sStatus = Col("status"), sDice = Col("dice"), sGroup = Col("group");
+            while (reader.Read())
+            {
+                string G(int c) => reader.GetString(c) ?? "";
+                bool scored = G(sStatus) == "scored";
+                rows.Add(new PredictionRow(int.Parse(G(sIndex), ci), "all", G(sId), G(sPatient), scored ? 1 : 0,
+                    scored && G(sDice).Length > 0 ? double.Parse(G(sDice), ci) : double.NaN, G(sGroup)));
+            }
+            return rows;
+        }
+        int index = Col("index"), split = Col("split"), image = Col("image"), patient = Col("patient_id"), label = Col("label"), prob = Col("prob"), group = Col("group");
         while (reader.Read())
         {
             string F(int c) => reader.GetString(c) ?? "";

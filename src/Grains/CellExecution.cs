@@ -91,13 +91,13 @@ public sealed class CellExecution(IGrainFactory grains, CellRunner runner, Train
 
     private async Task<CellResult> ComputeAsync(CellSpec spec, DateTimeOffset started, CancellationToken ct)
     {
-        try { CellRunner.ValidateSpec(spec, DatasetCatalog.Get(spec.Dataset)); }
+        try { runner.ValidateCell(spec); }
         catch (Exception e) { return Fail(spec, CellRunner.Describe(e), started); }
 
         // Usages that train inside the backbone (lora) read images, not the embedding cache.
         EmbeddingStatus? es = null;
         bool cacheHit = false;
-        if (FairMedFM.Engine.Usages.UsageRunner.NeedsEmbeddings(spec.Usage))
+        if (runner.NeedsEmbeddings(spec))
         {
             Stage = "embeddings";
             var usage = grains.GetGrain<IModelUsageGrain>(GrainKeys.ModelUsage(spec.Dataset, spec.Model, spec.Normalization));
@@ -136,13 +136,7 @@ public sealed class CellExecution(IGrainFactory grains, CellRunner runner, Train
             CellResult result;
             try
             {
-                result = await Task.Run(() =>
-                {
-                    if (es is null) return runner.RunWithEmbeddings(spec, null, ct);
-                    var emb = runner.Embeddings.TryLoad(es.EmbeddingKey!)
-                              ?? throw new InvalidOperationException($"embedding entry {es.EmbeddingKey} vanished from {runner.Embeddings.Directory}");
-                    return runner.RunWithEmbeddings(spec, emb with { CacheHit = cacheHit }, ct);
-                });
+                result = await Task.Run(() => runner.RunPrepared(spec, es?.EmbeddingKey, cacheHit, ct));
             }
             catch (Exception e)
             {

@@ -16,11 +16,11 @@ public sealed class DatasetGrain : Grain, IDatasetGrain
     {
         var path = this.GetPrimaryKeyString();
         // A loaded status holds while the card and CSV are unchanged; an edited dataset is loaded (and hashed) again.
-        if (_status is { Phase: JobPhase.Done } && _stamp == DatasetCatalog.Stamp(path)) return Task.FromResult(_status);
+        if (_status is { Phase: JobPhase.Done } && _stamp == Engine.Segmentation.AnyDataset.Stamp(path)) return Task.FromResult(_status);
         if (_status is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < FailureHold) return Task.FromResult(_status);
         if (_loading is null || _loading.IsCompleted)
         {
-            _stamp = DatasetCatalog.Stamp(path);
+            _stamp = Engine.Segmentation.AnyDataset.Stamp(path);
             _status = new DatasetStatus(path, JobPhase.Running, null, 0, 0, null, Array.Empty<string>(), null);
             _loading = LoadAsync(path);
         }
@@ -31,9 +31,9 @@ public sealed class DatasetGrain : Grain, IDatasetGrain
     {
         try
         {
-            var data = await Task.Run(() => DatasetCatalog.Get(path));
-            _status = new DatasetStatus(path, JobPhase.Done, data.Card.Name, data.Samples.Count,
-                data.Samples.Select(s => s.PatientId).Distinct().Count(), data.DataHash, data.AttributeNames.ToList(), null);
+            // Either task: classification cards and segmentation cards (task: segmentation) load through their own memo.
+            var data = await Task.Run(() => Engine.Segmentation.AnyDataset.Describe(path));
+            _status = new DatasetStatus(path, JobPhase.Done, data.Name, data.Samples, data.Patients, data.DataHash, data.AttributeNames.ToList(), null);
         }
         catch (Exception e)
         {

@@ -79,8 +79,10 @@ public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, IL
                 new CellRunContext($"{this.GetPrimaryKeyString()}|{a.SweepId}|attempt {a.Attempt}", computations, options.Retry.Lease, a.SweepId, a.Attempt, log));
             var result = await job.Execution.RunAsync(spec);
             string? undefined = null;
-            if (result.Status == "done" && result.Summary?.GetValueOrDefault("overall-auc") is { Value: null } auc)
-                undefined = $"overall-auc undefined ({auc.Undefined})";
+            // The headline utility metric of the cell's task: AUC (classification) or mean Dice (segmentation).
+            var headline = result.Segmentation is null ? "overall-auc" : "mean_dice";
+            if (result.Status == "done" && result.Summary?.GetValueOrDefault(headline) is { Value: null } auc)
+                undefined = $"{headline} undefined ({auc.Undefined})";
             final = result.Status == "done"
                 ? new WorkerCellStatus(WorkerCellPhase.Done, "done", null, false, undefined, a.Attempt)
                 : new WorkerCellStatus(WorkerCellPhase.Failed, "failed", result.Error, result.Retryable, null, a.Attempt);

@@ -15,13 +15,13 @@ public sealed class ModelUsageGrain(CellRunner runner, ComputationLog computatio
     {
         var (card, model, norm) = GrainKeys.ParseModelUsage(this.GetPrimaryKeyString());
         // Finished embeddings hold while the dataset is unchanged; edited data gets its own (content-addressed) entry.
-        if (_final is { Phase: JobPhase.Done } && _stamp == Engine.DatasetCatalog.Stamp(card)) return Task.FromResult(_final);
+        if (_final is { Phase: JobPhase.Done } && _stamp == Engine.Segmentation.AnyDataset.Stamp(card)) return Task.FromResult(_final);
         // Every caller sees a failure for a while; a request after that retries (weights may have been added meanwhile).
         if (_final is { Phase: JobPhase.Failed } && DateTime.UtcNow - _failedAt < DatasetGrain.FailureHold) return Task.FromResult(_final);
         if (_work is null || _work.IsCompleted)
         {
             _final = null;
-            _stamp = Engine.DatasetCatalog.Stamp(card);
+            _stamp = Engine.Segmentation.AnyDataset.Stamp(card);
             var progress = new Progress(this);
             _work = ComputeAsync(card, model, norm, progress);
         }
@@ -34,7 +34,8 @@ public sealed class ModelUsageGrain(CellRunner runner, ComputationLog computatio
         {
             // Heavy backbone work runs on the thread pool, never on the grain's scheduler.
             var started = DateTimeOffset.UtcNow;
-            var emb = await Task.Run(() => runner.GetEmbeddings(card, model, norm, progress));
+            // Classification: the dataset's embedding matrix; segmentation: every image's embedding in the per-image cache.
+            var emb = await Task.Run(() => runner.PrepareEmbeddings(card, model, norm, progress));
             if (!emb.CacheHit) Record(card, model, emb, started);
             _final = new EmbeddingStatus(JobPhase.Done, emb.Count, emb.Count, emb.Key, emb.CacheHit, null);
         }
@@ -46,7 +47,7 @@ public sealed class ModelUsageGrain(CellRunner runner, ComputationLog computatio
     }
 
     /// <summary>The backbone ran here: one audit record (a failed computation leaves none; its error reaches the cells).</summary>
-    private void Record(string card, string model, Engine.Embeddings.EmbeddingMatrix emb, DateTimeOffset started)
+    private void Record(string card, string model, PreparedEmbeddings emb, DateTimeOffset started)
     {
         try
         {

@@ -9,6 +9,7 @@ using Orleans.Runtime;
 //   Clustering     "kubernetes" → Orleans Kubernetes hosting (pod name/namespace/IP from the downward API)
 //   SiloPort, GatewayPort (11111, 30000), PrimarySilo (host:port, localhost clustering only), ClusterId
 //   Cache, Weights (folders; default ./.fairmedfm, ./weights)
+//   DATA_ROOTS / --DataRoots: folders (':'-separated) that dataset cards, CSVs and images must lie in; unset = unconfined
 //   Devices ("cpu"; e.g. "cpu=2,cuda:0=1,cuda:1=1": device=slots), TrainingSlots (1: slots of a device named without =N)
 //   SweepTickMs (1000), LeaseSeconds (60), MaxAttempts (3), BackoffSeconds (5), MaxBackoffSeconds (300), AnnounceSeconds (10),
 //   ReminderMinutes (1): how sweeps pace, retry and notice lost silos
@@ -46,6 +47,8 @@ try
         },
     };
     sweeps.Retry.Validate();
+    // A grid or card submitted by any client must not make this silo read outside its data folders (symlinks included).
+    FairMedFM.Data.PathGuard.Current = FairMedFM.Data.PathGuard.Parse(cfg["DataRoots"] ?? Environment.GetEnvironmentVariable(FairMedFM.Data.PathGuard.EnvironmentVariable));
     if (sweeps.Tick <= TimeSpan.Zero || sweeps.Announce <= TimeSpan.Zero) throw new ArgumentException("SweepTickMs and AnnounceSeconds must be positive");
     if (cfg.GetValue("ProbeTimeoutSeconds", 5.0) <= 0 || cfg.GetValue("MissedProbesLimit", 3) < 1)
         throw new ArgumentException("ProbeTimeoutSeconds must be positive and MissedProbesLimit ≥ 1");
@@ -53,7 +56,7 @@ try
         Console.WriteLine($"model cards from {modelCards}: {string.Join(", ", ModelCatalog.RegisterFile(modelCards))}");
     if (cfg.GetValue<int?>("ParentPid") is { } ppid && !ParentWatch.Alive(ppid)) throw new ArgumentException($"ParentPid {ppid} is not a running process");
 }
-catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or InvalidDataException or FileNotFoundException)
+catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or InvalidDataException or FileNotFoundException or FairMedFM.Data.DataException)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
@@ -79,6 +82,10 @@ app.MapGet("/healthz", () => Results.Ok("alive"));
 app.MapGet("/ready", (ISiloStatusOracle oracle) =>
     oracle.CurrentStatus == SiloStatus.Active ? Results.Ok("ready") : Results.StatusCode(503));
 
+if (FairMedFM.Data.PathGuard.Current.IsConfined)
+    app.Logger.LogInformation("Dataset cards and images are confined to {Roots}", string.Join(Path.PathSeparator, FairMedFM.Data.PathGuard.Current.Roots));
+else
+    app.Logger.LogWarning("{Var} is not set: dataset cards submitted to this silo can name any file it can read", FairMedFM.Data.PathGuard.EnvironmentVariable);
 app.Logger.LogInformation("FairMedFM silo: silo port {Silo}, gateway {Gateway}, health :{Health}, {Slots} training slot(s) on {Device}, cache {Cache}, clustering {Clustering}",
     siloPort, gatewayPort, healthPort, slots, device, workspace.CacheDir,
     string.IsNullOrEmpty(cfg["Redis"]) ? "localhost" : "redis " + FairMedFMHosting.Describe(FairMedFMHosting.ParseRedis(cfg["Redis"]!)));

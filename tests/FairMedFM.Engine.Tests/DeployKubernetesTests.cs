@@ -265,13 +265,13 @@ public class DeployKubernetesTests
         Assert.NotEqual(true, cacheMount.ReadOnlyProperty);
         Assert.Equal("fairmedfm-weights", ClaimAt(siloPod, silo, Env(silo, "FAIRMEDFM_WEIGHTS").Value, out var weightsMount));
         Assert.True(weightsMount.ReadOnlyProperty);
-        Assert.Equal("fairmedfm-data", ClaimAt(siloPod, silo, Env(silo, "FAIRMEDFM_DATA").Value, out var dataMount));
+        Assert.Equal("fairmedfm-data", ClaimAt(siloPod, silo, Env(silo, "FAIRMEDFM_DATA_ROOTS").Value, out var dataMount));
         Assert.True(dataMount.ReadOnlyProperty);
 
         // The client reads what the silos wrote by the silos' paths: the same volumes at the same places.
         var clientPod = ClientJob(overlay).Spec.Template;
         var client = Container(clientPod, "client");
-        foreach (var env in new[] { "FAIRMEDFM_CACHE", "FAIRMEDFM_DATA" })
+        foreach (var env in new[] { "FAIRMEDFM_CACHE", "FAIRMEDFM_DATA_ROOTS" })
         {
             Assert.Equal(Env(silo, env).Value, Env(client, env).Value);
             Assert.Equal(ClaimAt(siloPod, silo, Env(silo, env).Value, out _), ClaimAt(clientPod, client, Env(client, env).Value, out _));
@@ -317,11 +317,11 @@ public class DeployKubernetesTests
         var siloMount = Container(siloPod, "silo").VolumeMounts.Single(m => m.MountPath == gridDir);
         Assert.Equal(cmName, siloPod.Spec.Volumes.Single(v => v.Name == siloMount.Name).ConfigMap.Name);
 
-        // The grid and its dataset cards load with the real loaders, and the data lies under the silos' FAIRMEDFM_DATA.
+        // The grid and its dataset cards load with the real loaders, and the data lies under the silos' FAIRMEDFM_DATA_ROOTS (which they enforce).
         using var tmp = new TempDir();
         foreach (var (file, text) in cm.Data) File.WriteAllText(tmp.File(file), text);
         var spec = GridSpec.Load(tmp.File(Path.GetFileName(grid)));
-        var dataRoot = Env(Container(siloPod, "silo"), "FAIRMEDFM_DATA").Value.TrimEnd('/') + "/";
+        var dataRoot = Env(Container(siloPod, "silo"), "FAIRMEDFM_DATA_ROOTS").Value.TrimEnd('/') + "/";
         foreach (var d in spec.Datasets)
         {
             Assert.True(cm.Data.ContainsKey(d), $"the grid names dataset card {d}, which is not in ConfigMap {cmName}");

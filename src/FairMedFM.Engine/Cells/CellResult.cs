@@ -53,6 +53,9 @@ public sealed record CellResult
     /// <summary>For a failed cell: could another attempt succeed (I/O, out of memory, native errors)? False for bad input,
     /// which fails the same way every time. Sweeps retry only retryable failures.</summary>
     public bool Retryable { get; init; }
+    /// <summary>What a segmentation cell evaluated, skipped and aggregated (null for classification cells, and then not written).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public SegmentationInfo? Segmentation { get; init; }
     public DateTimeOffset StartedUtc { get; init; }
     public DateTimeOffset FinishedUtc { get; init; }
     public string EngineVersion { get; init; } = typeof(CellResult).Assembly.GetName().Version?.ToString() ?? "0";
@@ -62,4 +65,43 @@ public sealed record CellResult
         CellId = spec.CellId, Spec = spec, Status = "failed", Error = error, ConfigHash = Hashing.Of(spec),
         StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
     };
+}
+
+/// <summary>A segmentation sample that was not scored, with the reason (an empty target mask: no prompt can be made).</summary>
+public sealed record SkippedSegSample(int Index, string SampleId, int Row, string Group, string Reason);
+
+/// <summary>Per group of a segmentation cell: samples, samples scored, samples skipped, volumes.</summary>
+public sealed record SegGroupCount(string Group, int Samples, int Evaluated, int Skipped, int Volumes);
+
+/// <summary>
+/// The segmentation side of a cell result. <see cref="GroupResult.Positives"/>/<see cref="GroupResult.Negatives"/> of a
+/// segmentation cell count the samples that contain the target (scored) and those that do not (skipped).
+/// </summary>
+public sealed record SegmentationInfo
+{
+    /// <summary>FairMedFM's prompt name: center, rand, rands or bbox.</summary>
+    public required string Prompt { get; init; }
+    /// <summary>"sam" (prompt encoder + mask decoder on cached image embeddings) or "otsu-threshold" (baseline).</summary>
+    public required string Segmenter { get; init; }
+    /// <summary>Model input side the images were resized to (null: native size, the baseline).</summary>
+    public int? InputSize { get; init; }
+    public string? NormalizationId { get; init; }
+    /// <summary>How the best of the multimask outputs was chosen ("argmax predicted IoU", FairMedFM).</summary>
+    public string? MaskSelection { get; init; }
+    /// <summary>Where masks were compared: "label size" (predicted logits resized bilinearly to the label map's size).</summary>
+    public string EvaluatedAt { get; init; } = "label size";
+    public required int Samples { get; init; }
+    public required int Evaluated { get; init; }
+    public required int Skipped { get; init; }
+    public IReadOnlyList<SkippedSegSample> SkippedSamples { get; init; } = Array.Empty<SkippedSegSample>();
+    /// <summary>Volumes of the card that gave no sample (no slice with the target), from the data layer.</summary>
+    public IReadOnlyList<FairMedFM.Data.Segmentation.SkippedVolume> SkippedVolumes { get; init; } = Array.Empty<FairMedFM.Data.Segmentation.SkippedVolume>();
+    public int Volumes { get; init; }
+    /// <summary>True when the data are slices of volumes: the <c>vol_*</c> metrics aggregate each volume's slices (Dice of the stacked masks).</summary>
+    public bool VolumeAggregation { get; init; }
+    public IReadOnlyList<SegGroupCount> GroupCounts { get; init; } = Array.Empty<SegGroupCount>();
+    /// <summary>Images the encoder ran on for this cell (0 when every embedding came from the cache).</summary>
+    public long EncoderForwards { get; init; }
+    /// <summary>Per-sample records: sample, patient, volume, slice, group, prompt, dice, iou, hd95, best mask, areas.</summary>
+    public string? RecordsFile { get; init; }
 }

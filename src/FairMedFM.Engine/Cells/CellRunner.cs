@@ -13,7 +13,7 @@ namespace FairMedFM.Engine.Cells;
 /// Runs one cell: split → (cached) embeddings → train the head → choose the threshold on validation → evaluate on test
 /// per group. The science of a cell lives here; grains only schedule and record it.
 /// </summary>
-public sealed class CellRunner(Workspace workspace)
+public sealed partial class CellRunner(Workspace workspace)
 {
     public Workspace Workspace { get; } = workspace;
     public EmbeddingStore Embeddings { get; } = new(workspace.EmbeddingsDir);
@@ -38,6 +38,7 @@ public sealed class CellRunner(Workspace workspace)
         var started = DateTimeOffset.UtcNow;
         try
         {
+            if (IsSegmentationCell(spec)) return RunSegmentationCell(spec, ct);
             var data = DatasetCatalog.Get(spec.Dataset);
             if (TryReuse(spec, data.DataHash) is { } stored) return stored;
             ValidateSpec(spec, data);
@@ -55,11 +56,14 @@ public sealed class CellRunner(Workspace workspace)
     {
         var stored = Results.TryGet(spec.CellId);
         if (stored is not { Status: "done" } || stored.DataHash != dataHash) return null;
-        return stored.WeightsHash == ModelCatalog.WeightsHash(spec.Model, Workspace) ? stored : null;
+        return stored.WeightsHash == WeightsHashFor(spec) ? stored : null;
     }
 
     public static void ValidateSpec(CellSpec spec, LoadedDataset data)
     {
+        // A segmentation usage on a classification card: say so, naming both (classification usages on segmentation
+        // cards are caught by IsSegmentationCell/ValidateSegmentation, since their card cannot load as classification).
+        Segmentation.DatasetTask.CheckPairing(spec.Usage, data.Card.SourceFile ?? spec.Dataset, Segmentation.DatasetTask.Classification);
         if (!GridSpec.KnownUsages.Contains(spec.Usage))
             throw new ConfigException($"usage '{spec.Usage}' is not available (available: {string.Join(", ", GridSpec.KnownUsages)})");
         if (!GridSpec.KnownMethods.Contains(spec.Method))

@@ -32,6 +32,10 @@ public sealed class GridSpec
     public static readonly string[] KnownUsages = { "lp", "clip-zs", "clip-adapt", "lora" };
     public static readonly string[] KnownMethods = { "erm" };
 
+    /// <summary>Classification usages (<see cref="KnownUsages"/>) followed by the segmentation usages (seg-center, seg-rand,
+    /// seg-rands, seg-bbox: zero-shot prompted segmentation on a <c>task: segmentation</c> card, see Segmentation/).</summary>
+    public static IReadOnlyList<string> AllUsages { get; } = KnownUsages.Concat(FairMedFM.Engine.Segmentation.SegUsages.All).ToArray();
+
     public static GridSpec Load(string path)
     {
         if (!File.Exists(path)) throw new ConfigException($"grid file not found: {path}");
@@ -76,7 +80,7 @@ public sealed class GridSpec
         Unique(Attributes, "attributes"); Unique(Seeds, "seeds");
         void NotNull(object? value, string key) { if (value is null) throw new ConfigException($"{sourceName}: '{key}' has no value (give its settings or leave the key out)"); }
         NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
-        foreach (var u in Usages) if (!KnownUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", KnownUsages)})");
+        foreach (var u in Usages) if (!AllUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", AllUsages)})");
         if (Normalization is not ("model" or "dataset")) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
         try { Training.Validate(); Metrics.Validate(); Split.Validate(); Lora?.Validate(); }
         catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }

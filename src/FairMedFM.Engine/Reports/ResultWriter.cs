@@ -15,6 +15,12 @@ public static class ResultWriter
     /// <summary>Further fairness summaries shown in a second table per slice of summary.md.</summary>
     public static readonly string[] MoreMetrics = { "dp-diff", "dp-ratio", "eqodds-diff", "eqodds-ratio", "eopp-diff", "auc-es", "auc-es-fairclip", "acc-es", "acc-es-fairclip" };
 
+    /// <summary>Segmentation slices (usages seg-*): Dice and its group spread (spec §6.4), IoU, HD95 and the per-volume Dice.</summary>
+    public static readonly string[] SegHeadlineMetrics = { "mean_dice", "delta_dice", "es_dice", "skewness_dice", "min_dice", "mean_iou", "es_iou", "mean_hd95", "vol_mean_dice", "vol_es_dice" };
+
+    /// <summary>Further segmentation summaries: FairMedFM's own Dice (column 0 dropped, logit ≥ 0.5), spreads of IoU/HD95, per-volume IoU.</summary>
+    public static readonly string[] SegMoreMetrics = { "mean_dice-ref", "delta_dice-ref", "es_dice-ref", "delta_iou", "skewness_iou", "delta_hd95", "vol_delta_dice", "vol_mean_iou" };
+
     public static void Write(string outputDir, string gridName, IReadOnlyList<CellResult> results)
     {
         Directory.CreateDirectory(outputDir);
@@ -115,11 +121,12 @@ public static class ResultWriter
             sb.AppendLine();
             sb.AppendLine($"## {usage} · {method} · attribute `{attribute}`");
             sb.AppendLine();
-            foreach (var (metrics, withGroups) in new[] { (HeadlineMetrics, true), (MoreMetrics, false) })
+            bool seg = Segmentation.SegUsages.IsSegmentation(usage);
+            foreach (var (metrics, withGroups) in seg ? new[] { (SegHeadlineMetrics, true), (SegMoreMetrics, false) } : new[] { (HeadlineMetrics, true), (MoreMetrics, false) })
             {
                 if (!withGroups) sb.AppendLine();
                 var slices = metrics.Select(m => FairnessMatrix.Build(inputs, usage, method, attribute, m)).ToList();
-                sb.AppendLine($"| dataset | model | {string.Join(" | ", metrics)} |{(withGroups ? " test groups: n (+pos/−neg) |" : "")}");
+                sb.AppendLine($"| dataset | model | {string.Join(" | ", metrics)} |{(withGroups ? seg ? " groups: n (+scored/−skipped, empty mask) |" : " test groups: n (+pos/−neg) |" : "")}");
                 sb.AppendLine($"|---|---|{string.Concat(metrics.Select(_ => "---|"))}{(withGroups ? "---|" : "")}");
                 foreach (var d in slices[0].Datasets)
                 foreach (var m in slices[0].Models)
@@ -157,11 +164,21 @@ public static class ResultWriter
         {
             try
             {
-                var data = DatasetCatalog.Get(card);
-                var folders = new[] { Path.GetDirectoryName(data.Card.MetadataCsv), data.Card.ImageRoot }.Where(d => d is not null && Directory.Exists(d)).Distinct();
+                string name, csv, root;
+                if (Segmentation.DatasetTask.IsSegmentation(card))
+                {
+                    var s = Segmentation.SegDatasetCatalog.Get(card).Card;
+                    (name, csv, root) = (s.Name, s.MetadataCsv, s.DataRoot);
+                }
+                else
+                {
+                    var d = DatasetCatalog.Get(card).Card;
+                    (name, csv, root) = (d.Name, d.MetadataCsv, d.ImageRoot);
+                }
+                var folders = new[] { Path.GetDirectoryName(csv), root }.Where(d => d is not null && Directory.Exists(d)).Distinct();
                 foreach (var dir in folders)
                 foreach (var f in Directory.EnumerateFiles(dir!).Where(f => Path.GetFileName(f).Contains("LICENSE", StringComparison.OrdinalIgnoreCase) || Path.GetFileName(f).Contains("ATTRIBUTION", StringComparison.OrdinalIgnoreCase)))
-                    File.Copy(f, Path.Combine(outputDir, $"{data.Card.Name}.{Path.GetFileName(f)}"), overwrite: true);
+                    File.Copy(f, Path.Combine(outputDir, $"{name}.{Path.GetFileName(f)}"), overwrite: true);
             }
             catch (Exception) { /* a card that failed to load already failed its cells with the reason */ }
         }
