@@ -50,7 +50,6 @@ public sealed class CellExecution(IGrainFactory grains, CellRunner runner, Train
         var stored = await Task.Run(() => runner.TryReuse(spec, ds.DataHash!));
         if (stored is not null) return stored;
 
-        if (Environment.GetEnvironmentVariable("FAIRMEDFM_TEST_NO_CLAIMS") == "1") return await ComputeAsync(spec, started, CancellationToken.None);
         // One computation of this cell at a time, cluster-wide: wait while another runner holds its claim, then reuse its result.
         var claim = grains.GetGrain<ICellClaimGrain>(spec.CellId);
         var holder = $"{_ctx.Owner}#{Guid.NewGuid():N}";

@@ -109,12 +109,15 @@ internal sealed class ClusterBed : IAsyncDisposable
             // Grid files and cards may only make the silos read the test folder and the NIH sample.
             ["FAIRMEDFM_DATA_ROOTS"] = string.Join(':', Root, TestPaths.NihDir),
             // Fast pacing: ticks of 250 ms, leases of 10 s, quick retries with a budget that outlasts a Redis restart.
-            ["FAIRMEDFM_SweepTickMs"] = "250", ["FAIRMEDFM_TEST_NO_CLAIMS"] = "1",
+            ["FAIRMEDFM_SweepTickMs"] = "250",
             ["FAIRMEDFM_LeaseSeconds"] = LeaseSeconds.ToString(CultureInfo.InvariantCulture),
             ["FAIRMEDFM_MaxAttempts"] = "8",
             ["FAIRMEDFM_BackoffSeconds"] = "1",
             ["FAIRMEDFM_MaxBackoffSeconds"] = "3",
             ["FAIRMEDFM_AnnounceSeconds"] = "1",
+            // A SIGKILLed silo is declared dead after two missed 1 s probes instead of Orleans' 3 × 5 s.
+            ["FAIRMEDFM_ProbeTimeoutSeconds"] = "1",
+            ["FAIRMEDFM_MissedProbesLimit"] = "2",
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Orleans"] = "Warning",
             ["Logging__LogLevel__Microsoft"] = "Warning",
