@@ -179,7 +179,8 @@ public sealed record WorkerCellStatus(
 public interface IDeviceWorkerGrain : IGrainWithStringKey
 {
     [Alias("Run")] Task<WorkerAccept> Run(WorkerAssignment assignment);
-    [Alias("Poll")] Task<WorkerCellStatus> Poll(string cellId);
+    /// <summary>The state of <paramref name="cellId"/> as run for <paramref name="sweepId"/> (Unknown when this worker has no such job).</summary>
+    [Alias("PollCell")] Task<WorkerCellStatus> Poll(string sweepId, string cellId);
 }
 
 /// <summary>A slice query: any filter left null matches every value.</summary>

@@ -41,22 +41,29 @@ public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, IL
             return Task.FromResult(new WorkerAccept(WorkerReply.Refused, $"slot {slot.Key} is not declared on this silo (devices: {string.Join(", ", slots.Devices.Select(d => $"{d.Device}={d.Slots}"))})"));
         if (_current is { Final: null } running)
         {
-            if (running.Assignment.CellId == a.CellId) return Task.FromResult(new WorkerAccept(WorkerReply.Accepted, "already running here"));
+            // The same sweep asking again (a repeated dispatch): it is this job. Another sweep with the same cell gets "busy" and
+            // runs it on another slot, where the cell's claim makes it wait and reuse this result — and report it to its own
+            // aggregator, which piggybacking on this job would never do.
+            if (running.Assignment.CellId == a.CellId && running.Assignment.SweepId == a.SweepId)
+                return Task.FromResult(new WorkerAccept(WorkerReply.Accepted, "already running here"));
             return Task.FromResult(new WorkerAccept(WorkerReply.Busy, $"runs cell {running.Assignment.CellId} of sweep {running.Assignment.SweepId}"));
         }
-        _finished.Remove(a.CellId);
+        _finished.Remove(Key(a.SweepId, a.CellId));
         var job = new Job(a);
         _current = job;
         job.Run = ExecuteAsync(job, slot.Device);
         return Task.FromResult(new WorkerAccept(WorkerReply.Accepted, null));
     }
 
-    public Task<WorkerCellStatus> Poll(string cellId)
+    public Task<WorkerCellStatus> Poll(string sweepId, string cellId)
     {
-        if (_current is { } j && j.Assignment.CellId == cellId)
+        if (_current is { } j && j.Assignment.CellId == cellId && j.Assignment.SweepId == sweepId)
             return Task.FromResult(j.Final ?? new WorkerCellStatus(WorkerCellPhase.Running, j.Execution?.Stage ?? "starting", null, false, null, j.Assignment.Attempt));
-        return Task.FromResult(_finished.TryGetValue(cellId, out var f) ? f : new WorkerCellStatus(WorkerCellPhase.Unknown, null, null, true, null, 0));
+        return Task.FromResult(_finished.TryGetValue(Key(sweepId, cellId), out var f) ? f : new WorkerCellStatus(WorkerCellPhase.Unknown, null, null, true, null, 0));
     }
+
+    /// <summary>Finished jobs are kept per sweep and cell: another sweep's run of the same cell is not this sweep's answer.</summary>
+    private static string Key(string sweepId, string cellId) => sweepId + "\n" + cellId;
 
     /// <summary>Runs in the grain's context between calls; CPU-heavy steps go to the thread pool inside <see cref="CellExecution"/>.</summary>
     private async Task ExecuteAsync(Job job, string device)
@@ -111,8 +118,8 @@ public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, IL
         if (final.Phase == WorkerCellPhase.Done) log.LogInformation("cell {CellId} of sweep {Sweep} done on {Device}: {Label}", a.CellId, a.SweepId, device, spec?.Label);
         else log.LogWarning("cell {CellId} of sweep {Sweep} failed on {Device} (retryable: {Retryable}): {Error}", a.CellId, a.SweepId, device, final.Retryable, final.Error);
         job.Final = final;
-        _finished[a.CellId] = final;
-        _finishedOrder.Enqueue(a.CellId);
+        _finished[Key(a.SweepId, a.CellId)] = final;
+        _finishedOrder.Enqueue(Key(a.SweepId, a.CellId));
         while (_finishedOrder.Count > KeepFinished) _finished.Remove(_finishedOrder.Dequeue());
     }
 }

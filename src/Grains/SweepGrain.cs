@@ -254,7 +254,7 @@ public sealed class SweepGrain(
         if (running.Count == 0) return;
         var polls = running.Select(async c =>
         {
-            try { return (c, (WorkerCellStatus?)await GrainFactory.GetGrain<IDeviceWorkerGrain>(c.Worker!).Poll(c.Id).WaitAsync(CallTimeout)); }
+            try { return (c, (WorkerCellStatus?)await GrainFactory.GetGrain<IDeviceWorkerGrain>(c.Worker!).Poll(SweepId, c.Id).WaitAsync(CallTimeout)); }
             catch (Exception e) when (e is not OutOfMemoryException) { return (c, (WorkerCellStatus?)null); } // unreachable now: the lease decides
         }).ToList();
         var now = DateTimeOffset.UtcNow;
@@ -293,11 +293,25 @@ public sealed class SweepGrain(
         _stages.Remove(cellId);
     }
 
+    /// <summary>Extra dispatch rounds in one tick after slots answered "busy" (each round skips the slots that did).</summary>
+    private const int BusyRounds = 3;
+
     private async Task DispatchDue(DateTimeOffset now)
     {
         if (!_restoredSlots) return; // never dispatch before the running cells of a restored ledger hold their slots
+        // A slot busy with another sweep's cell is held out until the next refresh; the bounced cells try the remaining free
+        // slots at once. Without this every sweep keeps asking its first-choice slot each tick and sweeps sharing a cluster
+        // take turns on it while the other slots idle.
+        for (int round = 0; round <= BusyRounds; round++)
+            if (!await DispatchRound(now)) return;
+    }
+
+    /// <summary>One round of dispatches; true when a slot answered busy (the cell went back and may go to another slot now).</summary>
+    private async Task<bool> DispatchRound(DateTimeOffset now)
+    {
         var dispatches = _ledger.DispatchRound(now, c => _pool.TryAcquire(c.Requirement, c.Id));
-        if (dispatches.Count == 0) return;
+        if (dispatches.Count == 0) return false;
+        bool bounced = false;
         var calls = dispatches.Select(async d =>
         {
             if (!specs.State.Specs.TryGetValue(d.Cell.Id, out var json))
@@ -324,8 +338,10 @@ public sealed class SweepGrain(
             _pool.Release(d.Cell.Id);
             var hold = "external:" + d.Slot.Key;
             if (_pool.TryHold(d.Slot, hold)) _externalHolds.Add(hold);
+            bounced |= reply.Reply == WorkerReply.Busy; // not after a refusal: an unreachable slot may have cost a whole call timeout
             if (reply.Reply == WorkerReply.Refused) log.LogWarning("sweep {Sweep}: slot {Slot} refused cell {Cell}: {Detail}", SweepId, d.Slot.Key, d.Cell.Id, reply.Detail);
         }
+        return bounced;
     }
 
     /// <summary>Writes the ledger when a cell changed state or parallelism changed (at once), or lease renewals are older than a few seconds.</summary>

@@ -121,6 +121,7 @@ internal sealed class ClusterBed : IAsyncDisposable
             ["Logging__LogLevel__Default"] = "Information",
             ["Logging__LogLevel__Orleans"] = "Warning",
             ["Logging__LogLevel__Microsoft"] = "Warning",
+            ["Logging__LogLevel__Polly"] = "Warning",
         };
         var name = $"silo{n}";
         var p = ChildProcess.Start(name, "dotnet", [TestPaths.SiloDll], env, Path.Combine(Logs, name + ".log"), Root);

@@ -159,8 +159,9 @@ public sealed class FailureTests(ITestOutputHelper output)
             // Two sweep ids over the same cells, submitted at the same instant by two clients, one cell at a time each: both
             // sweeps want the same head cell at the same moment and get it on different slots (a slot taken by the other sweep
             // answers "busy" and the cell goes to another slot at the next tick), cell after cell. The cell's claim makes the
-            // later runner wait and reuse the other's result. (Trainings of ~1 s, several ticks long, so the race is certain.)
-            var shared = bed.WriteGrid("shared", seeds: "[10, 11, 12]", attributes: "[sex, age60]", epochs: 200);
+            // later runner wait and reuse the other's result. (1200 epochs: trainings of a second or more, several
+            // 250 ms ticks long, so the later sweep always finds the claim held.)
+            var shared = bed.WriteGrid("shared", seeds: "[10, 11, 12]", attributes: "[sex, age60]", epochs: 1200);
             await using (var second = await ClusterConnection.ConnectAsync(null, new Workspace(bed.Cache, bed.Weights), 1, redis: bed.Redis.Connection))
             {
                 var first = await bed.ClientAsync();
@@ -173,6 +174,13 @@ public sealed class FailureTests(ITestOutputHelper output)
             var b = await bed.SettledAsync("shared-b");
             Assert.Equal((6, 6, 6, 6), (a.Total, a.Done, b.Total, b.Done));
             bed.AssertTrainedOnce(Ids(shared));
+            // Each sweep's aggregator holds every cell, whichever sweep computed it (the matrix and `results` read from there).
+            var c0 = await bed.ClientAsync();
+            foreach (var sweep in new[] { "shared-a", "shared-b" })
+            {
+                var reported = await c0.GetGrain<IAggregatorGrain>(sweep).GetCells();
+                Assert.Equal(Ids(shared).Order(StringComparer.Ordinal), reported.Select(r => r.CellId).Distinct().Order(StringComparer.Ordinal));
+            }
             // Both sweeps finished every cell, one computed each, and the other really asked for cells while they were computed.
             var trainedBy = bed.DoneTrainings(Ids(shared)).GroupBy(r => r.Sweep).ToDictionary(g => g.Key!, g => g.Count());
             bed.Log("trainings per sweep: " + string.Join(", ", trainedBy.Select(kv => $"{kv.Key} {kv.Value}")) +
