@@ -73,7 +73,8 @@ public sealed class FailureTests(ITestOutputHelper output)
         await bed.RunAsync(async () =>
         {
             await bed.StartSilosAsync("cpu", "cpu", "cpu");
-            var grid = bed.WriteGrid("restart", seeds: "[0, 1, 2, 3]");
+            // 100 epochs: trainings long enough that the sweep is far from finished when the silos are stopped.
+            var grid = bed.WriteGrid("restart", seeds: "[0, 1, 2, 3]", epochs: 100);
             var ids = Ids(grid);
             Assert.Equal(16, (await bed.SubmitAsync(grid, "restart")).Added);
             await ClusterBed.Until(async () => (await bed.StatusAsync("restart")).Done >= 4 && InFlight(bed.Records()).Any(),
@@ -114,21 +115,26 @@ public sealed class FailureTests(ITestOutputHelper output)
         await bed.RunAsync(async () =>
         {
             await bed.StartSilosAsync("cpu", "cpu");
-            var grid = bed.WriteGrid("redis", seeds: "[0, 1, 2]");
+            // 200 epochs: trainings of a few tenths of a second, so most of the sweep is still ahead when Redis goes down.
+            var grid = bed.WriteGrid("redis", seeds: "[0, 1, 2]", epochs: 200);
             var ids = Ids(grid);
             Assert.Equal(12, (await bed.SubmitAsync(grid, "redis")).Added);
-            await ClusterBed.Until(async () => (await bed.StatusAsync("redis")).Done >= 3, MidSweep, "three cells are done");
+            SweepStatus? before = null;
+            await ClusterBed.Until(async () => (before = await bed.StatusAsync("redis")).Done >= 3, MidSweep, "three cells are done");
 
             bed.Redis.Stop();
-            bed.Log("redis stopped");
+            bed.Log($"redis stopped: {ClusterBed.Describe(before!)}");
             // Down for a few seconds (an outage, not an assertion): the silos keep computing; writes to Redis fail meanwhile.
             await Task.Delay(TimeSpan.FromSeconds(3));
             Assert.False(await bed.Redis.PingAsync());
             await bed.Redis.StartAsync();
+            var restarted = DateTimeOffset.UtcNow;
             bed.Log("redis started again");
 
             var status = await bed.SettledAsync("redis");
             Assert.Equal((12, 12, 0), (status.Total, status.Done, status.Failed));
+            // The sweep went on after the restart (it was not already finished when Redis went down).
+            Assert.Contains(bed.Records(), r => r.Kind == ComputationRecord.Training && r.Status == "done" && r.StartedUtc > restarted);
             Assert.All(bed.Silos, s => Assert.False(s.Process.HasExited, $"{s.Name} exited"));
             bed.AssertTrainedOnce(ids);
             ClusterBed.AssertSlotLimits(bed.Records());
