@@ -83,14 +83,18 @@ internal sealed class ClusterBed : IAsyncDisposable
 
     // ---- silos ----
 
-    public async Task<SiloProcess[]> StartSilosAsync(params string[] devices)
+    public Task<SiloProcess[]> StartSilosAsync(params string[] devices) =>
+        StartSilosAsync(devices.Select(d => (d, Environment.ProcessId)).ToArray());
+
+    /// <summary>Silos with their devices and the PID each watches (it stops when that process is gone).</summary>
+    public async Task<SiloProcess[]> StartSilosAsync((string Devices, int ParentPid)[] silos)
     {
-        var started = devices.Select(StartSilo).ToArray();
+        var started = silos.Select(s => StartSilo(s.Devices, s.ParentPid)).ToArray();
         await Task.WhenAll(started.Select(s => s.WaitReadyAsync(TimeSpan.FromSeconds(120))));
         return started;
     }
 
-    private SiloProcess StartSilo(string devices)
+    private SiloProcess StartSilo(string devices, int parentPid)
     {
         var n = Interlocked.Increment(ref _siloCount);
         int silo = Ports.Free(), gateway = Ports.Free(), health = Ports.Free();
@@ -105,7 +109,7 @@ internal sealed class ClusterBed : IAsyncDisposable
             ["FAIRMEDFM_Devices"] = devices,
             ["FAIRMEDFM_TrainingSlots"] = "1",
             ["FAIRMEDFM_ModelCards"] = ModelCards,
-            ["FAIRMEDFM_ParentPid"] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture),
+            ["FAIRMEDFM_ParentPid"] = parentPid.ToString(CultureInfo.InvariantCulture),
             // Grid files and cards may only make the silos read the test folder and the NIH sample.
             ["FAIRMEDFM_DATA_ROOTS"] = string.Join(':', Root, TestPaths.NihDir),
             // Fast pacing: ticks of 250 ms, leases of 10 s, quick retries with a budget that outlasts a Redis restart.
@@ -176,6 +180,14 @@ internal sealed class ClusterBed : IAsyncDisposable
     {
         var p = ChildProcess.Start(name, "dotnet", [TestPaths.CliDll, .. args, "--redis", Redis.Connection],
             new Dictionary<string, string>(), Path.Combine(Logs, name + ".log"), Root);
+        _others.Add(p);
+        return p;
+    }
+
+    /// <summary>Any other process of the test (killed on dispose), logging beside the others.</summary>
+    public ChildProcess StartOther(string name, string file, params string[] args)
+    {
+        var p = ChildProcess.Start(name, file, args, new Dictionary<string, string>(), Path.Combine(Logs, name + ".log"), Root);
         _others.Add(p);
         return p;
     }

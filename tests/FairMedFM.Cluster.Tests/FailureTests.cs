@@ -23,19 +23,24 @@ public sealed class FailureTests(ITestOutputHelper output)
         await bed.RunAsync(async () =>
         {
             var silos = await bed.StartSilosAsync("cpu", "cpu", "cpu");
-            var grid = bed.WriteGrid("kill", seeds: "[0, 1, 2, 3]");
+            // 300 epochs: trainings of about a second on these cores, so a silo is caught in the middle of one.
+            var grid = bed.WriteGrid("kill", seeds: "[0, 1, 2, 3]", epochs: 300);
             var ids = Ids(grid);
             Assert.Equal(16, (await bed.SubmitAsync(grid, "kill")).Added);
 
             // Mid-sweep: a few cells done, and a silo is training a cell right now (its "started" record has no end yet).
             ComputationRecord? victimTraining = null;
+            bool finishedEarly = false;
             await ClusterBed.Until(async () =>
             {
                 var cells = await bed.CellsAsync("kill");
+                if (cells.All(c => c.State == "done")) return finishedEarly = true;
                 if (cells.Count(c => c.State == "done") < 3) return false;
-                victimTraining = InFlight(bed.Records()).FirstOrDefault(r => silos.Any(s => s.Owns(r.Origin)));
+                // The latest started: the most of its training is still ahead when the kill lands.
+                victimTraining = InFlight(bed.Records()).Where(r => silos.Any(s => s.Owns(r.Origin))).MaxBy(r => r.StartedUtc);
                 return victimTraining is not null;
             }, MidSweep, "a few cells are done and a silo is training one");
+            Assert.False(finishedEarly, "the sweep finished before a silo could be killed in the middle of a training: the trainings are too short");
             var victim = silos.Single(s => s.Owns(victimTraining!.Origin));
             victim.Process.Kill();
             bed.Log($"SIGKILLed {victim.Name} while it trained cell {victimTraining!.CellId}");
@@ -49,6 +54,10 @@ public sealed class FailureTests(ITestOutputHelper output)
             Assert.True(interrupted.Attempts >= 2, $"cell {interrupted.CellId} ran {interrupted.Attempts} attempt(s)");
             Assert.False(victim.Owns(interrupted.Silo));
             Assert.Contains(victimTraining.CellId, InFlight(bed.Records()).Select(r => r.CellId)); // its training never ended there
+            // The dead runner's claim on that cell was taken over once its lease ran out, and released at the end.
+            var claim = await (await bed.ClientAsync()).GetGrain<ICellClaimGrain>(victimTraining.CellId!).Get();
+            Assert.True(claim.Takeovers >= 1, $"the claim on cell {victimTraining.CellId} was never taken over from the killed silo");
+            Assert.Null(claim.Holder);
             // Exactly once: one completed training per cell across all silos (the killed one included).
             bed.AssertTrainedOnce(ids);
             Assert.Single(bed.Embeddings());
@@ -77,8 +86,14 @@ public sealed class FailureTests(ITestOutputHelper output)
             var grid = bed.WriteGrid("restart", seeds: "[0, 1, 2, 3]", epochs: 100);
             var ids = Ids(grid);
             Assert.Equal(16, (await bed.SubmitAsync(grid, "restart")).Added);
-            await ClusterBed.Until(async () => (await bed.StatusAsync("restart")).Done >= 4 && InFlight(bed.Records()).Any(),
-                MidSweep, "four cells are done and one is training");
+            bool finishedEarly = false;
+            await ClusterBed.Until(async () =>
+            {
+                var s = await bed.StatusAsync("restart");
+                if (s.IsSettled) return finishedEarly = true;
+                return s.Done >= 4 && InFlight(bed.Records()).Any();
+            }, MidSweep, "four cells are done and one is training");
+            Assert.False(finishedEarly, "the sweep finished before the silos were stopped: the trainings are too short");
 
             await bed.DisconnectAsync();
             await bed.StopSilosAsync();
@@ -199,6 +214,23 @@ public sealed class FailureTests(ITestOutputHelper output)
 
             Assert.Single(bed.Embeddings());
             ClusterBed.AssertSlotLimits(bed.Records(), (_, _) => 2);
+        });
+    }
+
+    [Fact]
+    public async Task A_silo_stops_by_itself_when_its_parent_process_is_gone()
+    {
+        await using var bed = await ClusterBed.StartAsync(output);
+        await bed.RunAsync(async () =>
+        {
+            // A stand-in parent (a supervisor, or a test host that crashed): the silo watches its PID.
+            var parent = bed.StartOther("parent", "/bin/sleep", "600");
+            var silo = (await bed.StartSilosAsync([("cpu", parent.Pid)]))[0];
+            parent.Kill();
+            bed.Log($"parent {parent.Pid} killed");
+            await ClusterBed.Until(() => Task.FromResult(silo.Process.HasExited), TimeSpan.FromSeconds(60), "the silo exits");
+            Assert.Equal(0, silo.Process.ExitCode); // a graceful stop, not the 15 s fallback exit
+            Assert.Contains("parent process", silo.Process.Tail(40));
         });
     }
 
