@@ -15,7 +15,7 @@ namespace FairMedFM.Grains;
 /// </summary>
 [DeviceSlotPlacement]
 public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, ILocalSiloDetails silo, ComputationLog computations, SweepOptions options,
-    ILogger<DeviceWorkerGrain> log)
+    Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime, ILogger<DeviceWorkerGrain> log)
     : Grain, IDeviceWorkerGrain
 {
     private const int KeepFinished = 512;
@@ -39,6 +39,10 @@ public sealed class DeviceWorkerGrain(CellRunner runner, TrainingSlots slots, IL
             return Task.FromResult(new WorkerAccept(WorkerReply.Refused, $"slot {slot.Key} belongs to silo {slot.Silo}, not {silo.SiloAddress.ToParsableString()}"));
         if (!slots.Has(slot.Device) || slot.Index >= slots.Devices.First(d => d.Device == slot.Device).Slots)
             return Task.FromResult(new WorkerAccept(WorkerReply.Refused, $"slot {slot.Key} is not declared on this silo (devices: {string.Join(", ", slots.Devices.Select(d => $"{d.Device}={d.Slots}"))})"));
+        // A silo that is stopping takes no new cell: the sweep places it on a silo that stays (else the work would be cut off
+        // at exit, or — when every silo stops at once — the sweep would run on through the shutdown).
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+            return Task.FromResult(new WorkerAccept(WorkerReply.Refused, $"silo {silo.SiloAddress.ToParsableString()} is shutting down"));
         if (_current is { Final: null } running)
         {
             // The same sweep asking again (a repeated dispatch): it is this job. Another sweep with the same cell gets "busy" and

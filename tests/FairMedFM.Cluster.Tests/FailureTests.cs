@@ -82,8 +82,8 @@ public sealed class FailureTests(ITestOutputHelper output)
         await bed.RunAsync(async () =>
         {
             await bed.StartSilosAsync("cpu", "cpu", "cpu");
-            // 100 epochs: trainings long enough that the sweep is far from finished when the silos are stopped.
-            var grid = bed.WriteGrid("restart", seeds: "[0, 1, 2, 3]", epochs: 100);
+            // 300 epochs: trainings long enough that the sweep is far from finished when the silos are stopped.
+            var grid = bed.WriteGrid("restart", seeds: "[0, 1, 2, 3]", epochs: 300);
             var ids = Ids(grid);
             Assert.Equal(16, (await bed.SubmitAsync(grid, "restart")).Added);
             bool finishedEarly = false;
@@ -95,8 +95,11 @@ public sealed class FailureTests(ITestOutputHelper output)
             }, MidSweep, "four cells are done and one is training");
             Assert.False(finishedEarly, "the sweep finished before the silos were stopped: the trainings are too short");
 
-            await bed.DisconnectAsync();
+            // SIGTERM at once (the client's own shutdown takes most of a second, in which the silos would go on working).
+            bed.Log("mid-sweep: stopping every silo");
+            var disconnect = bed.DisconnectAsync();
             await bed.StopSilosAsync();
+            await disconnect;
             var stopped = DateTimeOffset.UtcNow;
             var before = bed.Records();
             var doneBefore = before.Where(r => r.Kind == ComputationRecord.Training && r.Status == "done").Select(r => r.CellId!).ToHashSet();
