@@ -36,9 +36,21 @@ public sealed class FailureTests(ITestOutputHelper output)
                 var cells = await bed.CellsAsync("kill");
                 if (cells.All(c => c.State == "done")) return finishedEarly = true;
                 if (cells.Count(c => c.State == "done") < 3) return false;
-                // The latest started: the most of its training is still ahead when the kill lands.
-                victimTraining = InFlight(bed.Records()).Where(r => silos.Any(s => s.Owns(r.Origin))).MaxBy(r => r.StartedUtc);
-                return victimTraining is not null;
+                // The latest started: the most of its training is still ahead.
+                var candidate = InFlight(bed.Records()).Where(r => silos.Any(s => s.Owns(r.Origin))).MaxBy(r => r.StartedUtc);
+                if (candidate is null) return false;
+                // Freeze its silo (SIGSTOP), then look again: still in flight means the SIGKILL below lands mid-training for
+                // sure. Otherwise it ended between the two reads: thaw it and wait for another.
+                var pid = silos.Single(s => s.Owns(candidate.Origin)).Process.Pid;
+                Native.Signal(pid, Native.SIGSTOP);
+                bool frozen = false;
+                try
+                {
+                    frozen = InFlight(bed.Records()).Any(r => r.Origin == candidate.Origin && r.CellId == candidate.CellId && r.StartedUtc == candidate.StartedUtc);
+                    if (frozen) victimTraining = candidate;
+                    return frozen;
+                }
+                finally { if (!frozen) Native.Signal(pid, Native.SIGCONT); }
             }, MidSweep, "a few cells are done and a silo is training one");
             Assert.False(finishedEarly, "the sweep finished before a silo could be killed in the middle of a training: the trainings are too short");
             var victim = silos.Single(s => s.Owns(victimTraining!.Origin));

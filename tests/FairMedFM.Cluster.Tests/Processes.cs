@@ -38,7 +38,7 @@ internal static class TestPaths
 
 internal static class Native
 {
-    public const int SIGKILL = 9, SIGTERM = 15;
+    public const int SIGKILL = 9, SIGTERM = 15, SIGCONT = 18, SIGSTOP = 19; // Linux x64/arm64 numbers
     [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
     public static void Signal(int pid, int sig)
     {
