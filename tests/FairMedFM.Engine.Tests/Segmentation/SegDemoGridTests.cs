@@ -42,8 +42,10 @@ public sealed partial class SegDemoGridTests : IDisposable
         var twoD = Assert.Single(commands, m => !m.Groups["d3"].Success);
         Assert.Equal(Path.GetFullPath(Path.Combine(TestPaths.RepoRoot, twoD.Groups[1].Value, "card.yaml")), Assert.Single(cells.Select(c => c.Dataset).Distinct()));
         Assert.Single(commands, m => m.Groups["d3"].Success);
-        var attributes = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "src", "FairMedFM.Data", "Segmentation", "SyntheticSegmentation.cs"));
-        Assert.All(grid.Attributes, a => Assert.Contains($"- name: {a}", attributes));
+        // Its attributes are ones the synthetic card defines.
+        var card = SegTestSupport.Synth2D(_tmp.Sub("attrs"), patients: 2).CardPath;
+        var defined = FairMedFM.Data.Segmentation.SegmentationDataset.Load(card, hashFiles: false).AttributeNames;
+        Assert.All(grid.Attributes, a => Assert.Contains(a, defined));
     }
 
     [Fact]
