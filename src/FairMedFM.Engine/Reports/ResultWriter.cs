@@ -137,6 +137,7 @@ public static class ResultWriter
                     sb.AppendLine($"| {Md(d)} | {Md(m)} | {string.Join(" | ", values.Select(Md))} |{(withGroups ? $" {Md(groups)} |" : "")}");
                 }
             }
+            if (seg) SegGroupTable(sb, done, usage, method, attribute);
         }
         if (failed.Count > 0)
         {
@@ -152,6 +153,24 @@ public static class ResultWriter
             foreach (var h in hashes) sb.AppendLine($"- {h.DatasetName}: data `{h.DataHash}`; {h.Model} weights `{h.WeightsHash}`");
         }
         return sb.ToString();
+    }
+
+    /// <summary>Per-group values of a segmentation slice (the group means behind Dice gap, ES-Dice and skewness).</summary>
+    private static void SegGroupTable(StringBuilder sb, IReadOnlyList<CellResult> done, string usage, string method, string attribute)
+    {
+        var metrics = new[] { "dice", "dice-ref", "iou", "hd95", "vol_dice", "vol_iou" }
+            .Where(m => done.Any(r => r.Spec.Usage == usage && r.Spec.Attribute == attribute && r.Groups?.Any(g => g.Values.ContainsKey(m)) == true)).ToList();
+        if (metrics.Count == 0) return;
+        var columns = metrics.Select(m => FairnessMatrix.GroupValues(done, usage, method, attribute, m)).ToList();
+        sb.AppendLine();
+        sb.AppendLine($"| dataset | model | group | n (+scored/−skipped) | {string.Join(" | ", metrics)} |");
+        sb.AppendLine($"|---|---|---|---|{string.Concat(metrics.Select(_ => "---|"))}");
+        foreach (var (d, m, g, first) in columns[0])
+        {
+            var size = first.GroupSizes[0];
+            var values = columns.Select(c => c.FirstOrDefault(x => x.Dataset == d && x.Model == m && x.Group == g).Cell?.Format() ?? "–");
+            sb.AppendLine($"| {Md(d)} | {Md(m)} | {Md(g)} | {size.N} (+{size.Positives}/−{size.Negatives}) | {string.Join(" | ", values.Select(Md))} |");
+        }
     }
 
     /// <summary>Intersection labels such as "F|60+" would otherwise split a Markdown table cell.</summary>
