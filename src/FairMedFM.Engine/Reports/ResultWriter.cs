@@ -109,10 +109,13 @@ public static class ResultWriter
         sb.AppendLine();
         sb.AppendLine($"{done.Count} cells done, {failed.Count} failed. Values are means ± sample std over seeds; thresholds are chosen on " +
                       "validation and frozen for test unless the grid asked for reference mode. `undefined` values carry their reason.");
-        var iv = done.Select(r => r.Intervals).FirstOrDefault(i => i is not null);
+        var withIntervals = done.Where(r => r.Intervals is not null).ToList();
+        var iv = withIntervals.Select(r => r.Intervals).FirstOrDefault();
+        // Segmentation samples have no class label: their resampling is stratified by group only.
+        var strata = withIntervals.All(r => r.Segmentation is not null) ? "group" : withIntervals.Any(r => r.Segmentation is not null) ? "group × label (group for segmentation cells)" : "group × label";
         if (iv is not null)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"`[lo, hi]`: {iv.Level:P0} bootstrap interval ({iv.Method}, {iv.Resamples} resamples stratified by group × label" +
+                $"`[lo, hi]`: {iv.Level:P0} bootstrap interval ({iv.Method}, {iv.Resamples} resamples stratified by {strata}" +
                 $"{(iv.ClusteredByPatient ? ", clustered by patient" : "")}); with several seeds, the mean of the per-seed bounds."));
         var inputs = done.Select(MatrixInput.From).ToList();
         var order = results.Select(r => (r.Spec.Usage, r.Spec.Method, r.Spec.Attribute)).Distinct().ToList();

@@ -84,6 +84,7 @@ public sealed partial class SegDemoGridTests : IDisposable
         Assert.DoesNotContain("Dice per volume", output); // 2-D images: no volumes
         var summary = File.ReadAllText(Path.Combine(out2, "summary.md"));
         Assert.Contains("| dataset | model | group | n (+scored/−skipped) | dice | dice-ref | iou | hd95 |", summary);
+        Assert.Contains("resamples stratified by group, clustered by patient", summary); // no class label in segmentation strata
 
         // 3-D: slices aggregate per volume, and the per-volume Dice is printed per group too.
         var d3 = _tmp.File("synth3d");
