@@ -16,6 +16,8 @@ using static TorchSharp.torch;
 //            epoch); with --measure it also runs the sweep's cells on a fresh cache and counts the real forwards.
 //   metrics – all classification metrics with stratified bootstrap intervals (default 1,000 resamples, 100,000 samples,
 //            3 groups) against a plain loop that materialises each resample and recomputes everything per group.
+//   seg    – SAM-family masks/s at real sizes without the per-image embedding cache (encoder + decoder per mask) and
+//            with it (decoder only, embedding read from SegEmbeddingStore), and the ratio.
 var cmd = args.FirstOrDefault() ?? "all";
 var rest = args.Skip(1).ToArray();
 switch (cmd)
@@ -24,9 +26,10 @@ switch (cmd)
     case "zoo": Bench.Zoo(rest); break;
     case "sweep": Bench.Sweep(rest); break;
     case "metrics": MetricsBench.Run(rest); break;
-    case "all": Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); break;
+    case "seg": SegBench.Run(rest); break;
+    case "all": Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); SegBench.Run(rest); break;
     default:
-        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | metrics [--n N] [--resamples B] [--naive B'] [--mode default|reference] | all]");
+        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | metrics [--n N] [--resamples B] [--naive B'] [--mode default|reference] | seg [--images N] [--masks M] [--models ID,…] | all]");
         return 2;
 }
 return 0;

@@ -285,9 +285,32 @@ public sealed class Cli
                 table.AddRow(row.ToArray());
             }
             _console.Write(table);
+            if (seg) PrintSegGroups(outcome.Results, usage, method, attribute);
         }
         _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups." +
                             (outcome.Specs.Any(s => FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(s.Usage)) ? " Segmentation: mean Dice over scored samples, Dice gap = max − min group mean, ES-Dice = Dice / (1 + std of the group means)." : "") + "[/]");
+    }
+
+    /// <summary>A segmentation slice's per-group Dice, IoU and HD95 (and per-volume Dice for sliced volumes) with their intervals.</summary>
+    private void PrintSegGroups(IReadOnlyList<CellResult> results, string usage, string method, string attribute)
+    {
+        var metrics = new List<(string Key, string Label)> { ("dice", "Dice"), ("iou", "IoU"), ("hd95", "HD95 (px)") };
+        if (results.Any(r => r.Spec.Usage == usage && r.Groups?.Any(g => g.Values.ContainsKey("vol_dice")) == true)) metrics.Add(("vol_dice", "Dice per volume"));
+        var columns = metrics.Select(m => FairMedFM.Engine.Reports.FairnessMatrix.GroupValues(results, usage, method, attribute, m.Key)).ToList();
+        if (columns[0].Count == 0) return;
+        var table = new Table().Title($"[bold]{Markup.Escape(usage)} · {Markup.Escape(method)} · attribute {Markup.Escape(attribute)}: per group[/]");
+        table.AddColumn("dataset").AddColumn("model").AddColumn("group").AddColumn("n (+scored/−skipped)");
+        foreach (var (_, label) in metrics) table.AddColumn(label);
+        for (int i = 0; i < columns[0].Count; i++)
+        {
+            var (ds, model, group, first) = columns[0][i];
+            var size = first.GroupSizes[0];
+            var row = new List<string> { Markup.Escape(ds), Markup.Escape(model), Markup.Escape(group), $"{size.N} (+{size.Positives}/−{size.Negatives})" };
+            foreach (var col in columns)
+                row.Add(Markup.Escape(col.FirstOrDefault(c => c.Dataset == ds && c.Model == model && c.Group == group).Cell?.Format() ?? "–"));
+            table.AddRow(row.ToArray());
+        }
+        _console.Write(table);
     }
 
     internal static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

@@ -216,6 +216,7 @@ public sealed class EvaluateCommandTests : IDisposable
         var md = File.ReadAllText(Path.Combine(outDir, "summary.md"));
         Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"{report.Summary["auc-gap"].Value:0.000} [{iv.Summary["auc-gap"].Lower:0.000}, {iv.Summary["auc-gap"].Upper:0.000}]"), md);
         Assert.Contains("bootstrap interval", md);
+        Assert.Contains("stratified by group × label", md);
         Assert.Contains("auc-es-fairclip", md);
 
         // a result written before intervals existed (no lower/upper/intervals keys) still reads

@@ -68,4 +68,29 @@ public static class FairnessMatrix
         }
         return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
     }
+
+    /// <summary>
+    /// One metric per group of each dataset × model (segmentation cells: <c>dice</c>, <c>iou</c>, <c>hd95</c>,
+    /// <c>vol_dice</c> …), aggregated over seeds exactly as <see cref="Build"/> aggregates a summary metric. Groups come in
+    /// the order of the first cell (the card's label order); the sizes are each group's own.
+    /// </summary>
+    public static IReadOnlyList<(string Dataset, string Model, string Group, MatrixCell Cell)> GroupValues(IEnumerable<CellResult> results,
+        string usage, string method, string attribute, string metric)
+    {
+        var rows = new List<(string, string, string, MatrixCell)>();
+        var perGroup = results.Where(r => r.Status == "done" && r.Spec.Usage == usage && r.Spec.Method == method && r.Spec.Attribute == attribute)
+            .SelectMany(r => (r.Groups ?? Array.Empty<GroupResult>()).Select(g => (Input: MatrixInput.From(r), Group: g)))
+            .GroupBy(x => (x.Input.Dataset, x.Input.Model, x.Group.Group))
+            .OrderBy(g => g.Key.Dataset, StringComparer.Ordinal).ThenBy(g => g.Key.Model, StringComparer.Ordinal);
+        foreach (var g in perGroup)
+        {
+            var inputs = g.Select(x => x.Input with
+            {
+                Summary = x.Group.Values,
+                Groups = [new GroupSize(x.Group.Group, x.Group.N, x.Group.Positives, x.Group.Negatives)],
+            });
+            rows.Add((g.Key.Dataset, g.Key.Model, g.Key.Group, Build(inputs, usage, method, attribute, metric).Cells[(g.Key.Dataset, g.Key.Model)]));
+        }
+        return rows;
+    }
 }

@@ -109,10 +109,13 @@ public static class ResultWriter
         sb.AppendLine();
         sb.AppendLine($"{done.Count} cells done, {failed.Count} failed. Values are means ± sample std over seeds; thresholds are chosen on " +
                       "validation and frozen for test unless the grid asked for reference mode. `undefined` values carry their reason.");
-        var iv = done.Select(r => r.Intervals).FirstOrDefault(i => i is not null);
+        var withIntervals = done.Where(r => r.Intervals is not null).ToList();
+        var iv = withIntervals.Select(r => r.Intervals).FirstOrDefault();
+        // Segmentation samples have no class label: their resampling is stratified by group only.
+        var strata = withIntervals.All(r => r.Segmentation is not null) ? "group" : withIntervals.Any(r => r.Segmentation is not null) ? "group × label (group for segmentation cells)" : "group × label";
         if (iv is not null)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"`[lo, hi]`: {iv.Level:P0} bootstrap interval ({iv.Method}, {iv.Resamples} resamples stratified by group × label" +
+                $"`[lo, hi]`: {iv.Level:P0} bootstrap interval ({iv.Method}, {iv.Resamples} resamples stratified by {strata}" +
                 $"{(iv.ClusteredByPatient ? ", clustered by patient" : "")}); with several seeds, the mean of the per-seed bounds."));
         var inputs = done.Select(MatrixInput.From).ToList();
         var order = results.Select(r => (r.Spec.Usage, r.Spec.Method, r.Spec.Attribute)).Distinct().ToList();
@@ -137,6 +140,7 @@ public static class ResultWriter
                     sb.AppendLine($"| {Md(d)} | {Md(m)} | {string.Join(" | ", values.Select(Md))} |{(withGroups ? $" {Md(groups)} |" : "")}");
                 }
             }
+            if (seg) SegGroupTable(sb, done, usage, method, attribute);
         }
         if (failed.Count > 0)
         {
@@ -152,6 +156,24 @@ public static class ResultWriter
             foreach (var h in hashes) sb.AppendLine($"- {h.DatasetName}: data `{h.DataHash}`; {h.Model} weights `{h.WeightsHash}`");
         }
         return sb.ToString();
+    }
+
+    /// <summary>Per-group values of a segmentation slice (the group means behind Dice gap, ES-Dice and skewness).</summary>
+    private static void SegGroupTable(StringBuilder sb, IReadOnlyList<CellResult> done, string usage, string method, string attribute)
+    {
+        var metrics = new[] { "dice", "dice-ref", "iou", "hd95", "vol_dice", "vol_iou" }
+            .Where(m => done.Any(r => r.Spec.Usage == usage && r.Spec.Attribute == attribute && r.Groups?.Any(g => g.Values.ContainsKey(m)) == true)).ToList();
+        if (metrics.Count == 0) return;
+        var columns = metrics.Select(m => FairnessMatrix.GroupValues(done, usage, method, attribute, m)).ToList();
+        sb.AppendLine();
+        sb.AppendLine($"| dataset | model | group | n (+scored/−skipped) | {string.Join(" | ", metrics)} |");
+        sb.AppendLine($"|---|---|---|---|{string.Concat(metrics.Select(_ => "---|"))}");
+        foreach (var (d, m, g, first) in columns[0])
+        {
+            var size = first.GroupSizes[0];
+            var values = columns.Select(c => c.FirstOrDefault(x => x.Dataset == d && x.Model == m && x.Group == g).Cell?.Format() ?? "–");
+            sb.AppendLine($"| {Md(d)} | {Md(m)} | {Md(g)} | {size.N} (+{size.Positives}/−{size.Negatives}) | {string.Join(" | ", values.Select(Md))} |");
+        }
     }
 
     /// <summary>Intersection labels such as "F|60+" would otherwise split a Markdown table cell.</summary>
