@@ -20,13 +20,24 @@ public sealed record GroupSize(string Group, int N, int Positives, int Negatives
 public sealed record MatrixCell(string Dataset, string Model, double? Mean, double? Std, int Seeds, int UndefinedSeeds,
     IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes, double? Lower = null, double? Upper = null)
 {
+    /// <summary>Marks an estimate that lies outside its own (percentile) interval.</summary>
+    public const string OutsideIntervalMark = "†";
+
+    /// <summary>The legend line for <see cref="OutsideIntervalMark"/>.</summary>
+    public const string OutsideIntervalNote = "† the estimate lies outside its percentile interval: the bootstrap of a max − min gap is biased " +
+                                              "upward (README, Confidence intervals); read the estimate, or use BCa intervals.";
+
     public string Format()
     {
         if (Mean is not { } m) return UndefinedSeeds > 0 ? $"undefined ({string.Join("; ", UndefinedReasons.Distinct())})" : "–";
         var s = m.ToString("0.000", CultureInfo.InvariantCulture);
         if (Seeds > 1 && Std is { } sd) s += " ± " + sd.ToString("0.000", CultureInfo.InvariantCulture);
         if (Lower is { } lo && Upper is { } hi)
+        {
             s += string.Create(CultureInfo.InvariantCulture, $" [{lo:0.000}, {hi:0.000}]");
+            // A percentile interval of a max − min gap is biased upward and can miss its own estimate: flag it, never hide it.
+            if (m < lo || m > hi) s += " " + OutsideIntervalMark;
+        }
         if (UndefinedSeeds > 0) s += $" ({UndefinedSeeds} undefined)";
         return s;
     }

@@ -148,6 +148,11 @@ public static class ResultWriter
             sb.AppendLine("## Failed cells");
             foreach (var f in failed) sb.AppendLine($"- `{f.CellId}` {f.Spec.Label}: {f.Error}");
         }
+        if (sb.ToString().Contains(MatrixCell.OutsideIntervalMark, StringComparison.Ordinal))
+        {
+            sb.AppendLine();
+            sb.AppendLine(MatrixCell.OutsideIntervalNote);
+        }
         var hashes = done.Select(r => (r.DatasetName, r.DataHash, r.WeightsHash, r.Spec.Model)).Distinct().ToList();
         if (hashes.Count > 0)
         {
