@@ -47,6 +47,9 @@ public sealed class GridSpec
 
     public static GridSpec Parse(string text, string sourceName = "<grid>")
     {
+        // First a pass over the YAML tree against the grid's keys and value kinds, so every mistake is reported in the
+        // grid's own words (key, line, column); the deserialiser's messages name .NET types and are never shown.
+        GridYamlCheck.Check(text, sourceName);
         var deserializer = new DeserializerBuilder()
             .WithNamingConvention(UnderscoredNamingConvention.Instance)
             .WithCaseInsensitivePropertyMatching()
@@ -58,8 +61,7 @@ public sealed class GridSpec
         }
         catch (YamlException e)
         {
-            var inner = e.InnerException?.Message ?? e.Message;
-            throw new ConfigException($"{sourceName} line {e.Start.Line}, column {e.Start.Column}: {inner}");
+            throw new ConfigException($"{sourceName}: line {e.Start.Line}, column {e.Start.Column}: this value cannot be read as a grid setting");
         }
     }
 
