@@ -12,8 +12,8 @@ public static class ReportCommand
         var resultsOpt = new Option<string>("--results") { Description = "A results folder (holding results.json) or a results.json file", Required = true };
         var outOpt = new Option<string?>("--out") { Description = "HTML file to write (default: report.html beside results.json); figures/, report.csv and report.json go beside it" };
         var cellOpt = new Option<string?>("--cell") { Description = "Per-group bars for this cell id (or a unique prefix) instead of the first finished cell of each attribute" };
-        var metricsOpt = new Option<string?>("--metrics") { Description = $"Comma-separated heatmap metrics (default: {string.Join(",", ResultWriter.HeadlineMetrics)})" };
-        var fairnessOpt = new Option<string>("--tradeoff-metric") { Description = "Fairness metric on the y axis of the trade-off scatter (x is overall-auc)", DefaultValueFactory = _ => "auc-gap" };
+        var metricsOpt = new Option<string?>("--metrics") { Description = $"Comma-separated heatmap metrics (default: {string.Join(",", ResultWriter.HeadlineMetrics)} for classification slices, {string.Join(",", ResultWriter.SegHeadlineMetrics)} for segmentation slices)" };
+        var fairnessOpt = new Option<string?>("--tradeoff-metric") { Description = "Fairness metric on the y axis of the trade-off scatter (default: auc-gap against overall-auc for classification, delta_dice against mean_dice for segmentation)" };
 
         var cmd = new Command("report", "Turn a sweep's results into one self-contained HTML report: heatmaps, trade-off, per-group bars, provenance");
         foreach (var o in new Option[] { resultsOpt, outOpt, cellOpt, metricsOpt, fairnessOpt }) cmd.Options.Add(o);
@@ -25,7 +25,7 @@ public static class ReportCommand
                 var r = HtmlReport.Write(new ReportOptions
                 {
                     Results = pr.GetValue(resultsOpt)!, Out = pr.GetValue(outOpt), CellId = pr.GetValue(cellOpt), Metrics = metrics,
-                    FairnessMetric = pr.GetValue(fairnessOpt)!,
+                    FairnessMetric = pr.GetValue(fairnessOpt),
                 });
                 console.MarkupLine($"report: [link]{Markup.Escape(r.Html)}[/] ({r.DoneCells} done and {r.FailedCells} failed cells; {r.Figures.Count} figures; " +
                                    (r.HasIntervals ? "with confidence intervals" : "no CI in these results") + ")");

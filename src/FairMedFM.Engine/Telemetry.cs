@@ -30,7 +30,7 @@ public static class Telemetry
         var a = Source.StartActivity(name, kind);
         if (a is null) return null;
         a.SetTag("fairmedfm.cell_id", spec.CellId);
-        a.SetTag("fairmedfm.dataset", Path.GetFileNameWithoutExtension(spec.Dataset));
+        a.SetTag("fairmedfm.dataset", Config.DatasetNames.Of(spec.Dataset));
         a.SetTag("fairmedfm.model", spec.Model);
         a.SetTag("fairmedfm.usage", spec.Usage);
         a.SetTag("fairmedfm.method", spec.Method);

@@ -124,6 +124,34 @@ public class GridSpecTests
     }
 
     [Fact]
+    public void Typo_key_suggests_the_nearest_key_with_line_and_column_and_no_type_names()
+    {
+        var e = Invalid("name: g\ndatasets: [card.yaml]\nmodels: [m]\natributes: [sex]\n");
+        Assert.Contains("test.yaml: line 4, column 1: unknown key 'atributes' (did you mean 'attributes'? valid keys: name, datasets", e.Message);
+        Assert.DoesNotContain("FairMedFM.Engine", e.Message);
+        Assert.DoesNotContain("GridSpec", e.Message);
+        var nested = Invalid(Minimal + "\ntraining:\n  epoch: 3\n");
+        Assert.Contains("line 6, column 3: unknown key 'training.epoch' (did you mean 'epochs'?", nested.Message);
+        Assert.DoesNotContain("TrainingConfig", nested.Message);
+    }
+
+    [Theory]
+    [InlineData("name: [a, b]\ndatasets: [card.yaml]\nmodels: [m]\nattributes: [sex]\n", "line 1, column 7: name: expected a text value, found a list")]
+    [InlineData("name: g\ndatasets: [card.yaml]\nmodels: [m]\nattributes: [{a: 1}]\n", "line 4, column 14: attributes: expected a text value, found a map")]
+    [InlineData("name: g\ndatasets: [card.yaml]\nmodels: [m]\nattributes: [sex]\nseeds: [zero]\n", "line 5, column 9: seeds: 'zero' is not an integer")]
+    [InlineData("name: g\ndatasets: [card.yaml]\nmodels: [m]\nattributes: [sex]\ntraining:\n  blr: fast\n", "line 6, column 8: training.blr: 'fast' is not a number")]
+    [InlineData("name: g\ndatasets: card.yaml\nmodels: [m]\nattributes: [sex]\n", "line 2, column 11: datasets: expected a list, found a value")]
+    [InlineData("name: g\ndatasets: [card.yaml\nmodels: [m]\n", "test.yaml: line")]
+    public void Wrong_value_kinds_are_reported_in_grid_words(string yaml, string expected)
+    {
+        var e = Invalid(yaml);
+        Assert.Contains(expected, e.Message);
+        Assert.StartsWith("test.yaml: ", e.Message);
+        foreach (var dotnet in new[] { "System.", "CoreLib", "Version=", "deserialize", "FairMedFM.", "correct format" })
+            Assert.DoesNotContain(dotnet, e.Message);
+    }
+
+    [Fact]
     public void Missing_grid_file_is_a_clear_error()
     {
         var e = Assert.Throws<ConfigException>(() => GridSpec.Load("/nonexistent/dir/grid.yaml"));

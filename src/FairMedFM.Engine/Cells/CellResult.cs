@@ -63,6 +63,7 @@ public sealed record CellResult
     public static CellResult Failed(CellSpec spec, string error, DateTimeOffset started) => new()
     {
         CellId = spec.CellId, Spec = spec, Status = "failed", Error = error, ConfigHash = Hashing.Of(spec),
+        DatasetName = DatasetNames.Of(spec.Dataset), // the same name the matrix uses for the dataset's finished cells
         StartedUtc = started, FinishedUtc = DateTimeOffset.UtcNow,
     };
 }

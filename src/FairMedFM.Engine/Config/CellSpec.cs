@@ -117,7 +117,7 @@ public sealed record CellSpec
 
     [System.Text.Json.Serialization.JsonIgnore] public string CellId => Hashing.Of(this)[..16];
 
-    [System.Text.Json.Serialization.JsonIgnore] public string Label => $"{System.IO.Path.GetFileNameWithoutExtension(Dataset)} × {Model} × {Usage} × {Method} × {Attribute} × seed {Seed}";
+    [System.Text.Json.Serialization.JsonIgnore] public string Label => $"{DatasetNames.Of(Dataset)} × {Model} × {Usage} × {Method} × {Attribute} × seed {Seed}";
 }
 
 public sealed class ConfigException(string message) : Exception(message);

@@ -47,6 +47,9 @@ public sealed class GridSpec
 
     public static GridSpec Parse(string text, string sourceName = "<grid>")
     {
+        // First a pass over the YAML tree against the grid's keys and value kinds, so every mistake is reported in the
+        // grid's own words (key, line, column); the deserialiser's messages name .NET types and are never shown.
+        GridYamlCheck.Check(text, sourceName);
         var deserializer = new DeserializerBuilder()
             .WithNamingConvention(UnderscoredNamingConvention.Instance)
             .WithCaseInsensitivePropertyMatching()
@@ -58,8 +61,7 @@ public sealed class GridSpec
         }
         catch (YamlException e)
         {
-            var inner = e.InnerException?.Message ?? e.Message;
-            throw new ConfigException($"{sourceName} line {e.Start.Line}, column {e.Start.Column}: {inner}");
+            throw new ConfigException($"{sourceName}: line {e.Start.Line}, column {e.Start.Column}: this value cannot be read as a grid setting");
         }
     }
 
@@ -86,6 +88,31 @@ public sealed class GridSpec
         catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }
     }
 
+    /// <summary>
+    /// Loads every dataset card of the grid once, before any cell runs (what each cell would load first). When no dataset
+    /// can be loaded, every cell would fail the same way: that is bad input, thrown as one <see cref="ConfigException"/>
+    /// naming each card once (exit code 2). When only some cannot, they are returned (each once) and the sweep runs: the
+    /// good datasets' cells finish, the bad ones' cells fail with the same reason (<see cref="Reports.ResultWriter.FailureLines"/>
+    /// lists them once per dataset). Loaded datasets stay in the process's memo, so an in-process sweep does not load them again.
+    /// </summary>
+    public IReadOnlyList<DatasetProblem> CheckDatasets()
+    {
+        var problems = new List<DatasetProblem>();
+        var paths = Datasets.Select(d => Path.GetFullPath(Path.Combine(BaseDir, d))).Distinct().ToList();
+        foreach (var path in paths)
+        {
+            try { FairMedFM.Engine.Segmentation.AnyDataset.Describe(path); }
+            catch (Exception e) when (e is FairMedFM.Data.DataException or ConfigException or IOException or UnauthorizedAccessException
+                                          or InvalidDataException or ArgumentException or InvalidOperationException)
+            {
+                problems.Add(new DatasetProblem(path, DatasetNames.Of(path), Cells.CellRunner.Describe(e)));
+            }
+        }
+        if (paths.Count > 0 && problems.Count == paths.Count)
+            throw new ConfigException(string.Join("\n", problems.Select(p => p.Message)));
+        return problems;
+    }
+
     /// <summary>Every cell of the grid, in a stable order. Unknown methods still become cells: they fail with their reason
     /// while the rest of the sweep runs.</summary>
     public IReadOnlyList<CellSpec> Expand()
@@ -106,4 +133,10 @@ public sealed class GridSpec
             });
         return cells;
     }
+}
+
+/// <summary>A dataset card of a grid that cannot be loaded, with the reason (which names the file, row and column).</summary>
+public sealed record DatasetProblem(string Card, string Name, string Error)
+{
+    public string Message => $"dataset '{Name}' cannot be loaded: {Error}";
 }

@@ -7,7 +7,7 @@ namespace FairMedFM.Engine.Reports;
 public sealed record MatrixInput(string Dataset, string Model, string Usage, string Method, string Attribute, int Seed,
     IReadOnlyDictionary<string, MetricEntry> Summary, IReadOnlyList<GroupSize> Groups)
 {
-    public static MatrixInput From(CellResult r) => new(r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset), r.Spec.Model,
+    public static MatrixInput From(CellResult r) => new(r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset), r.Spec.Model,
         r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed, r.Summary ?? new Dictionary<string, MetricEntry>(),
         (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList());
 }

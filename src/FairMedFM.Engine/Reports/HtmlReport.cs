@@ -16,12 +16,13 @@ public sealed record ReportOptions
     public string? Out { get; init; }
     /// <summary>Per-group bars for this cell (id or unique prefix) instead of the first done cell of each attribute.</summary>
     public string? CellId { get; init; }
-    /// <summary>Heatmap metrics (default: <see cref="ResultWriter.HeadlineMetrics"/>).</summary>
+    /// <summary>Heatmap metrics (default per slice: <see cref="ResultWriter.HeadlineMetrics"/> for classification,
+    /// <see cref="ResultWriter.SegHeadlineMetrics"/> for segmentation).</summary>
     public IReadOnlyList<string>? Metrics { get; init; }
-    /// <summary>x of the trade-off scatter.</summary>
-    public string UtilityMetric { get; init; } = "overall-auc";
-    /// <summary>y of the trade-off scatter.</summary>
-    public string FairnessMetric { get; init; } = "auc-gap";
+    /// <summary>x of the trade-off scatter (default per slice: overall-auc for classification, mean_dice for segmentation).</summary>
+    public string? UtilityMetric { get; init; }
+    /// <summary>y of the trade-off scatter (default per slice: auc-gap for classification, delta_dice for segmentation).</summary>
+    public string? FairnessMetric { get; init; }
     /// <summary>Report date (tests pin it; default now).</summary>
     public DateTimeOffset? Now { get; init; }
 }
@@ -43,8 +44,7 @@ public static class HtmlReport
     public static ReportOutput Write(ReportOptions o)
     {
         var input = ReportInput.Load(o.Results);
-        var metrics = o.Metrics is { Count: > 0 } ms ? ms : ResultWriter.HeadlineMetrics;
-        var model = ReportModel.Build(input, metrics, o.CellId, o.UtilityMetric, o.FairnessMetric);
+        var model = ReportModel.Build(input, o.Metrics, o.CellId, o.UtilityMetric, o.FairnessMetric);
 
         var html = Path.GetFullPath(o.Out ?? Path.Combine(Path.GetDirectoryName(input.Source)!, "report.html"));
         var dir = Path.GetDirectoryName(html)!;
@@ -245,6 +245,9 @@ public static class HtmlReport
         sb.AppendLine("<li>Colour: brighter is better in every heatmap; for gaps and EO lower is better, for AUC, ACC, worst-group AUC and EOD higher is better " +
                       "(each title says which).</li>");
         sb.AppendLine("<li>EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups.</li>");
+        if (model.Slices.Any(s => s.Task == TaskMetrics.Segmentation))
+            sb.AppendLine("<li>Segmentation slices: Dice is the mean over scored samples (samples without the target are skipped), the Dice gap is " +
+                          "max − min group mean Dice, ES-Dice = Dice / (1 + std of the group means); the trade-off plots mean Dice against the Dice gap.</li>");
         sb.AppendLine("<li>An undefined value (for example a group without positives) is shown as <i>undefined (reason)</i>, never as 0.</li>");
         sb.AppendLine(input.HasIntervals
             ? "<li>Brackets are 95% bootstrap confidence intervals (for several seeds: the per-seed bounds averaged).</li>"
@@ -313,7 +316,7 @@ public static class HtmlReport
         sb.AppendLine("<details open><summary>Values (hover a value for its seeds, CIs and group sizes)</summary>");
         sb.Append("<table class=\"matrix\"><tr><th>dataset</th><th>model</th>");
         foreach (var m in mats) sb.Append($"<th>{H(m.Metric.Label)}<br><span class=\"muted\">{H(m.Metric.DirectionText)}</span></th>");
-        sb.AppendLine("<th>test groups: n (+pos/−neg)</th></tr>");
+        sb.AppendLine(slice.Task == TaskMetrics.Segmentation ? "<th>groups: n (+scored/−skipped)</th></tr>" : "<th>test groups: n (+pos/−neg)</th></tr>");
         foreach (var d in mats[0].Datasets)
         foreach (var mo in mats[0].Models)
         {
@@ -334,8 +337,9 @@ public static class HtmlReport
 
     private static void GroupTable(StringBuilder sb, GroupBars b)
     {
-        sb.Append("<table class=\"groups\"><tr><th>group</th><th>n</th><th>+pos</th><th>−neg</th>");
-        foreach (var (_, label) in MetricCatalog.GroupBarMetrics) sb.Append($"<th>{H(label)}</th>");
+        sb.Append(b.Segmentation ? "<table class=\"groups\"><tr><th>group</th><th>n</th><th>+scored</th><th>−skipped</th>"
+                                 : "<table class=\"groups\"><tr><th>group</th><th>n</th><th>+pos</th><th>−neg</th>");
+        foreach (var (_, label) in b.Metrics) sb.Append($"<th>{H(label)}</th>");
         sb.AppendLine("</tr>");
         foreach (var r in b.Rows)
         {

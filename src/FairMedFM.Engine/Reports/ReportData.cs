@@ -130,7 +130,7 @@ public sealed class ReportInput
     /// <summary>True when at least one metric entry of the results carries a CI.</summary>
     public bool HasIntervals => _intervals.Values.Any(i => i.Count > 0);
 
-    public static string DatasetName(CellResult r) => r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset);
+    public static string DatasetName(CellResult r) => r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset);
 
     /// <summary>Reads a results folder (its results.json) or a results.json file (a list of cells, or one cell).</summary>
     public static ReportInput Load(string path)

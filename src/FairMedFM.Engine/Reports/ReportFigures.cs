@@ -176,8 +176,8 @@ public static partial class ReportFigures
     public static ReportFigure GroupBarsPlot(GroupBars b)
     {
         var plot = NewPlot();
-        var metrics = MetricCatalog.GroupBarMetrics;
-        int k = metrics.Length;
+        var metrics = b.Metrics;
+        int k = metrics.Count;
         double width = 0.8 / k;
         var undefinedNotes = new List<string>();
         bool anyCi = false;
@@ -228,11 +228,13 @@ public static partial class ReportFigures
         plot.ShowLegend(Edge.Right);
         var title = GroupBarsTitle(b);
         plot.Title(title, 13);
-        var threshold = b.Cell.Threshold is { } th ? $" ACC/TPR/TNR at threshold {ReportText.F(th, "0.###")} (chosen on {b.Cell.ThresholdChosenOn ?? "?"})." : "";
+        var threshold = b.Segmentation ? "" : b.Cell.Threshold is { } th ? $" ACC/TPR/TNR at threshold {ReportText.F(th, "0.###")} (chosen on {b.Cell.ThresholdChosenOn ?? "?"})." : "";
         return new ReportFigure
         {
             Id = ReportText.Slug($"groups-{b.Slice.Slug}-{b.Cell.CellId}"), Kind = "groups", Title = title,
-            Caption = $"Cell {b.Cell.CellId} ({b.Cell.Spec.Label}): test-set AUC, ACC, TPR and TNR per group; n = test samples (+positives/−negatives).{threshold} " +
+            Caption = (b.Segmentation
+                          ? $"Cell {b.Cell.CellId} ({b.Cell.Spec.Label}): mean Dice and IoU per group over the scored samples; n = samples (+scored/−skipped). "
+                          : $"Cell {b.Cell.CellId} ({b.Cell.Spec.Label}): test-set AUC, ACC, TPR and TNR per group; n = test samples (+positives/−negatives).{threshold} ") +
                       (anyCi ? "Whiskers: 95% bootstrap CI." : "No confidence intervals in these results (no CI).") +
                       (undefinedNotes.Count > 0 ? " Undefined: " + string.Join("; ", undefinedNotes) + "." : ""),
             Plot = plot, Width = Math.Max(700, 260 + 150 * b.Rows.Count), Height = 460,

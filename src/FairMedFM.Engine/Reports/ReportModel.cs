@@ -32,22 +32,50 @@ public static class MetricCatalog
         new("ece-gap", "ECE gap", MetricDirection.LowerIsBetter, "max − min ECE over groups"),
         new("eod", "EOD", MetricDirection.HigherIsBetter, "equalized-odds score 1 − (ΔTPR + ΔTNR)/2, 1 = equal"),
         new("eo", "EO (ΔTPR)", MetricDirection.LowerIsBetter, "max − min TPR over groups"),
+        // Segmentation (usages seg-*): per-sample Dice/IoU/HD95 averaged within groups, then spread over the group means.
+        new("mean_dice", "Dice", MetricDirection.HigherIsBetter, "mean Dice over the scored samples (utility)"),
+        new("delta_dice", "Dice gap", MetricDirection.LowerIsBetter, "max − min group mean Dice"),
+        new("es_dice", "ES-Dice", MetricDirection.HigherIsBetter, "equity-scaled Dice: Dice / (1 + std of the group means)"),
+        new("skewness_dice", "Dice skewness", MetricDirection.Unknown, "skewness of the group mean Dice values"),
+        new("min_dice", "worst-group Dice", MetricDirection.HigherIsBetter, "lowest group mean Dice"),
+        new("mean_iou", "IoU", MetricDirection.HigherIsBetter, "mean IoU over the scored samples"),
+        new("delta_iou", "IoU gap", MetricDirection.LowerIsBetter, "max − min group mean IoU"),
+        new("es_iou", "ES-IoU", MetricDirection.HigherIsBetter, "equity-scaled IoU"),
+        new("mean_hd95", "HD95 (px)", MetricDirection.LowerIsBetter, "mean 95th-percentile Hausdorff distance in pixels"),
+        new("delta_hd95", "HD95 gap", MetricDirection.LowerIsBetter, "max − min group mean HD95"),
+        new("vol_mean_dice", "Dice per volume", MetricDirection.HigherIsBetter, "mean Dice of whole volumes (sliced 3-D data)"),
+        new("vol_delta_dice", "Dice gap per volume", MetricDirection.LowerIsBetter, "max − min group mean per-volume Dice"),
+        new("vol_es_dice", "ES-Dice per volume", MetricDirection.HigherIsBetter, "equity-scaled per-volume Dice"),
+        new("vol_mean_iou", "IoU per volume", MetricDirection.HigherIsBetter, "mean IoU of whole volumes"),
     }.ToDictionary(m => m.Key, StringComparer.Ordinal);
 
     public static MetricInfo Get(string key) => Known.TryGetValue(key, out var m) ? m : new MetricInfo(key, key, Guess(key), key);
 
     /// <summary>Unlisted metrics: a gap or error is lower-is-better; otherwise the direction is not declared.</summary>
     private static MetricDirection Guess(string key) =>
-        key.EndsWith("-gap", StringComparison.Ordinal) || key.Contains("ece", StringComparison.Ordinal) || key.Contains("bce", StringComparison.Ordinal)
+        key.EndsWith("-gap", StringComparison.Ordinal) || key.StartsWith("delta_", StringComparison.Ordinal) || key.Contains("ece", StringComparison.Ordinal) || key.Contains("bce", StringComparison.Ordinal)
             ? MetricDirection.LowerIsBetter : MetricDirection.Unknown;
 
     /// <summary>The per-group values shown in the per-group bars.</summary>
     public static readonly (string Key, string Label)[] GroupBarMetrics = { ("auc", "AUC"), ("acc", "ACC"), ("tpr", "TPR"), ("tnr", "TNR") };
+
+    /// <summary>The per-group values of a segmentation cell's bars (both on [0, 1]; HD95 is in pixels and stays in the tables).</summary>
+    public static readonly (string Key, string Label)[] SegGroupBarMetrics = { ("dice", "Dice"), ("iou", "IoU") };
+}
+
+/// <summary>What a slice's cells are: classification (AUC on the trade-off's x axis) or segmentation (mean Dice).</summary>
+public sealed record TaskMetrics(string Task, IReadOnlyList<string> Headline, string Utility, string Fairness, IReadOnlyList<(string Key, string Label)> GroupBars)
+{
+    public static readonly TaskMetrics Classification = new("classification", ResultWriter.HeadlineMetrics, "overall-auc", "auc-gap", MetricCatalog.GroupBarMetrics);
+    public static readonly TaskMetrics Segmentation = new("segmentation", ResultWriter.SegHeadlineMetrics, "mean_dice", "delta_dice", MetricCatalog.SegGroupBarMetrics);
+
+    public static TaskMetrics Of(string usage) => FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(usage) ? Segmentation : Classification;
 }
 
 /// <summary>One usage · method · attribute slice of a sweep.</summary>
 public sealed record SliceKey(string Usage, string Method, string Attribute)
 {
+    public TaskMetrics Task => TaskMetrics.Of(Usage);
     public string Label => $"{Usage} · {Method} · {Attribute}";
     public string Slug => ReportText.Slug($"{Usage}-{Method}-{Attribute}");
 }
@@ -90,7 +118,12 @@ public sealed record TradeOff(SliceKey Slice, MetricInfo XMetric, MetricInfo YMe
 /// <summary>One group's bar values for a chosen cell (the overall row first).</summary>
 public sealed record GroupBarRow(string Group, int N, int Positives, int Negatives, IReadOnlyList<(string Key, MetricEntry? Entry, ConfidenceInterval? Ci)> Values);
 
-public sealed record GroupBars(CellResult Cell, SliceKey Slice, string Dataset, IReadOnlyList<GroupBarRow> Rows);
+public sealed record GroupBars(CellResult Cell, SliceKey Slice, string Dataset, IReadOnlyList<GroupBarRow> Rows)
+{
+    /// <summary>The per-group metrics of the bars, in the order of each row's values.</summary>
+    public IReadOnlyList<(string Key, string Label)> Metrics => Slice.Task.GroupBars;
+    public bool Segmentation => Slice.Task == TaskMetrics.Segmentation;
+}
 
 /// <summary>Everything the figures, tables and exports show, computed once from a <see cref="ReportInput"/>.</summary>
 public sealed class ReportModel
@@ -102,14 +135,21 @@ public sealed class ReportModel
     public required IReadOnlyList<TradeOff> TradeOffs { get; init; }
     public required IReadOnlyList<GroupBars> Bars { get; init; }
 
-    public static ReportModel Build(ReportInput input, IReadOnlyList<string> metrics, string? cellId = null,
-        string utilityMetric = "overall-auc", string fairnessMetric = "auc-gap")
+    /// <summary>
+    /// Builds the report's content. Each slice follows its task: classification slices default to the summary's headline
+    /// metrics and plot overall AUC against the AUC gap; segmentation slices default to the Dice headline metrics and plot
+    /// mean Dice against the Dice gap. <paramref name="metrics"/>, <paramref name="utilityMetric"/> and
+    /// <paramref name="fairnessMetric"/> (null: the task's defaults) apply to the slices whose cells have them; each must be
+    /// in the results somewhere, else the report fails naming it.
+    /// </summary>
+    public static ReportModel Build(ReportInput input, IReadOnlyList<string>? metrics, string? cellId = null,
+        string? utilityMetric = null, string? fairnessMetric = null)
     {
-        if (metrics.Count == 0) throw new ReportException("no metrics asked for");
+        if (metrics is { Count: 0 }) metrics = null;
         var done = input.Done.ToList();
         var known = done.Where(c => c.Summary is not null).SelectMany(c => c.Summary!.Keys).ToHashSet(StringComparer.Ordinal);
         if (done.Count > 0)
-            foreach (var m in metrics.Append(utilityMetric).Append(fairnessMetric).Where(m => !known.Contains(m)))
+            foreach (var m in (metrics ?? []).Concat(new[] { utilityMetric, fairnessMetric }.OfType<string>()).Where(m => !known.Contains(m)))
                 throw new ReportException($"metric '{m}' is not in these results; they have: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
 
         // Slices in the order the sweep listed them (attributes as the grid gave them).
@@ -135,10 +175,20 @@ public sealed class ReportModel
             return new ReportMatrix(s, MetricCatalog.Get(metric), slice.Datasets, slice.Models, cells);
         }
 
-        var matrices = slices.SelectMany(s => metrics.Select(m => Matrix(s, m))).ToList();
+        // The metrics a slice's cells have; asked-for metrics that none of them has fall back to the slice's task defaults.
+        HashSet<string> Has(SliceKey s) => done.Where(c => Key(c) == s && c.Summary is not null).SelectMany(c => c.Summary!.Keys).ToHashSet(StringComparer.Ordinal);
+        var sliceMetrics = slices.ToDictionary(s => s, s =>
+        {
+            var has = Has(s);
+            var asked = metrics?.Where(has.Contains).ToList();
+            return asked is { Count: > 0 } ? asked : s.Task.Headline.Where(has.Contains).DefaultIfEmpty(s.Task.Headline[0]).ToList();
+        });
+        var matrices = slices.SelectMany(s => sliceMetrics[s].Select(m => Matrix(s, m))).ToList();
         var tradeOffs = slices.Select(s =>
         {
-            var x = Matrix(s, utilityMetric); var y = Matrix(s, fairnessMetric);
+            var has = Has(s);
+            var x = Matrix(s, utilityMetric is not null && has.Contains(utilityMetric) ? utilityMetric : s.Task.Utility);
+            var y = Matrix(s, fairnessMetric is not null && has.Contains(fairnessMetric) ? fairnessMetric : s.Task.Fairness);
             var points = x.Datasets.SelectMany(d => x.Models.Select(m => (d, m)))
                 .Where(k => x.Cells.ContainsKey(k) && y.Cells.ContainsKey(k))
                 .Select(k => new TradeOffPoint(k.d, k.m, x.Cells[k], y.Cells[k])).ToList();
@@ -160,7 +210,7 @@ public sealed class ReportModel
         {
             var ci = input.Intervals(c);
             GroupBarRow Row(GroupResult g, string ciGroup) => new(g.Group, g.N, g.Positives, g.Negatives,
-                MetricCatalog.GroupBarMetrics.Select(m => (m.Key, g.Values.TryGetValue(m.Key, out var e) ? e : null, ci.Group(ciGroup, m.Key))).ToList());
+                Key(c).Task.GroupBars.Select(m => (m.Key, g.Values.TryGetValue(m.Key, out var e) ? e : null, ci.Group(ciGroup, m.Key))).ToList());
             var rows = new List<GroupBarRow>();
             if (c.Overall is { } o) rows.Add(Row(o with { Group = "overall" }, CellIntervals.OverallGroup));
             rows.AddRange((c.Groups ?? Array.Empty<GroupResult>()).Select(g => Row(g, g.Group)));
@@ -169,7 +219,7 @@ public sealed class ReportModel
 
         return new ReportModel
         {
-            Input = input, Metrics = metrics.Select(MetricCatalog.Get).ToList(), Slices = slices, Matrices = matrices, TradeOffs = tradeOffs, Bars = bars,
+            Input = input, Metrics = sliceMetrics.Values.SelectMany(m => m).Distinct().Select(MetricCatalog.Get).ToList(), Slices = slices, Matrices = matrices, TradeOffs = tradeOffs, Bars = bars,
         };
     }
 

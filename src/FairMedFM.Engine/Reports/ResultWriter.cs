@@ -146,7 +146,8 @@ public static class ResultWriter
         {
             sb.AppendLine();
             sb.AppendLine("## Failed cells");
-            foreach (var f in failed) sb.AppendLine($"- `{f.CellId}` {f.Spec.Label}: {f.Error}");
+            foreach (var g in FailureGroups(failed))
+                sb.AppendLine($"- {string.Join(", ", g.Cells.Select(c => $"`{c.CellId}`"))} {g.Text}");
         }
         if (sb.ToString().Contains(MatrixCell.OutsideIntervalMark, StringComparison.Ordinal))
         {
@@ -164,6 +165,31 @@ public static class ResultWriter
     }
 
     /// <summary>Per-group values of a segmentation slice (the group means behind Dice gap, ES-Dice and skewness).</summary>
+    /// <summary>Failed cells that share a dataset and a reason (a card every cell of that dataset needs), as one entry each.</summary>
+    public sealed record FailureGroup(IReadOnlyList<CellResult> Cells, string Text);
+
+    /// <summary>
+    /// The failed cells of <paramref name="results"/> grouped by dataset and reason, in the results' order: one cell reads
+    /// "dataset × model × usage × method × attribute × seed N: reason"; several that failed the same way (a card whose
+    /// metadata cannot be read fails every cell of its dataset) read "dataset: N cells (models …; usages …; attributes …;
+    /// seeds …) failed: reason" — the reason once, not once per cell.
+    /// </summary>
+    public static IReadOnlyList<FailureGroup> FailureGroups(IEnumerable<CellResult> results) =>
+        results.Where(r => r.Status != "done")
+            .GroupBy(r => (Dataset: r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset), Error: r.Error ?? ""))
+            .Select(g =>
+            {
+                var cells = g.ToList();
+                if (cells.Count == 1) return new FailureGroup(cells, $"{cells[0].Spec.Label}: {g.Key.Error}");
+                static string List<T>(IEnumerable<T> xs) => string.Join(", ", xs.Distinct());
+                return new FailureGroup(cells, $"{g.Key.Dataset}: {cells.Count} cells (models {List(cells.Select(c => c.Spec.Model))}; " +
+                    $"usages {List(cells.Select(c => c.Spec.Usage))}; attributes {List(cells.Select(c => c.Spec.Attribute))}; " +
+                    $"seeds {List(cells.Select(c => c.Spec.Seed))}) failed: {g.Key.Error}");
+            }).ToList();
+
+    /// <summary>The console's failure lines: <see cref="FailureGroups"/> as text, each reason once.</summary>
+    public static IReadOnlyList<string> FailureLines(IEnumerable<CellResult> results) => FailureGroups(results).Select(g => g.Text).ToList();
+
     private static void SegGroupTable(StringBuilder sb, IReadOnlyList<CellResult> done, string usage, string method, string attribute)
     {
         var metrics = new[] { "dice", "dice-ref", "iou", "hd95", "vol_dice", "vol_iou" }

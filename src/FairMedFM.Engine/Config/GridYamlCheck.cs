@@ -1,0 +1,133 @@
+using System.Globalization;
+using System.Reflection;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace FairMedFM.Engine.Config;
+
+/// <summary>
+/// Checks a grid's YAML tree against the keys and value kinds of <see cref="GridSpec"/> (and its nested blocks) before it
+/// is deserialised: an unknown key (with the nearest valid one), a list where text belongs, a word where a number belongs,
+/// each with the file, line and column. Messages use the grid's vocabulary only, never .NET type names.
+/// </summary>
+internal static class GridYamlCheck
+{
+    public static void Check(string text, string source)
+    {
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlException e)
+        {
+            var msg = e.Message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase) ? "a key is repeated (each key may appear once)" : e.Message;
+            throw new ConfigException($"{source}: line {e.Start.Line}, column {e.Start.Column}: {msg}");
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner gives up without a position on some broken input (an unclosed flow list): find the
+            // last place it could still read and name that.
+            var (line, column) = LastReadable(text);
+            throw new ConfigException($"{source}: line {line}, column {column}: the YAML cannot be read after this point (an unclosed [ ] or {{ }}, or a stray quote?)");
+        }
+        if (stream.Documents.Count == 0) throw new ConfigException($"{source}: empty grid");
+        if (stream.Documents.Count > 1) throw new ConfigException($"{source}: expected one YAML document, found {stream.Documents.Count}");
+        var root = stream.Documents[0].RootNode;
+        if (IsNull(root)) throw new ConfigException($"{source}: empty grid");
+        Node(root, typeof(GridSpec), "", source);
+    }
+
+    private static (long Line, long Column) LastReadable(string text)
+    {
+        var parser = new Parser(new StringReader(text));
+        (long, long) last = (1, 1);
+        try { while (parser.MoveNext()) if (parser.Current is { } ev) last = (ev.End.Line, ev.End.Column); }
+        catch (Exception e) when (e is YamlException or InvalidOperationException) { }
+        return last;
+    }
+
+    private static bool IsNull(YamlNode n) =>
+        n is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any } s && s.Value is null or "" or "~" or "null" or "Null" or "NULL";
+
+    private static string Kind(YamlNode n) => n switch { YamlSequenceNode => "a list", YamlMappingNode => "a map", _ => "a value" };
+
+    private static ConfigException Error(string source, YamlNode at, string key, string what) =>
+        new($"{source}: line {at.Start.Line}, column {at.Start.Column}: {(key.Length == 0 ? "" : key + ": ")}{what}");
+
+    private static void Node(YamlNode node, Type type, string key, string source)
+    {
+        var underlying = Nullable.GetUnderlyingType(type);
+        if (IsNull(node))
+        {
+            // A key with no value: lists and blocks are reported by GridSpec.Validate with their own wording.
+            if (type.IsValueType && underlying is null) throw Error(source, node, key, $"has no value (expected {Expected(type)})");
+            return;
+        }
+        type = underlying ?? type;
+        if (type == typeof(string))
+        {
+            if (node is not YamlScalarNode) throw Error(source, node, key, $"expected a text value, found {Kind(node)}");
+            return;
+        }
+        if (type == typeof(int) || type == typeof(long) || type == typeof(double) || type == typeof(bool))
+        {
+            if (node is not YamlScalarNode s) throw Error(source, node, key, $"expected {Expected(type)}, found {Kind(node)}");
+            var v = s.Value ?? "";
+            bool ok = type == typeof(bool) ? bool.TryParse(v, out _)
+                : type == typeof(double) ? double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
+                : long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) && (type == typeof(long) || l is >= int.MinValue and <= int.MaxValue);
+            if (!ok) throw Error(source, node, key, $"'{v}' is not {Expected(type)}");
+            return;
+        }
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
+        {
+            if (node is not YamlSequenceNode seq) throw Error(source, node, key, $"expected a list, found {Kind(node)}");
+            var item = type.GetGenericArguments()[0];
+            foreach (var c in seq.Children)
+            {
+                // One bad entry of a list is named by the list's key ("seeds: 'zero' is not an integer").
+                if (IsNull(c)) throw Error(source, c, key, "a list entry is empty");
+                Node(c, item, key, source);
+            }
+            return;
+        }
+        // A block of settings (the grid itself, training, metrics, split, lora).
+        if (node is not YamlMappingNode map) throw Error(source, node, key, $"expected a block of settings (key: value lines), found {Kind(node)}");
+        var props = Keys(type);
+        foreach (var (k, v) in map.Children)
+        {
+            if (k is not YamlScalarNode ks || ks.Value is null) throw Error(source, k, key, "expected a key name here");
+            var name = ks.Value;
+            var full = key.Length == 0 ? name : $"{key}.{name}";
+            var match = props.FirstOrDefault(p => string.Equals(p.Key, name, StringComparison.OrdinalIgnoreCase));
+            if (match.Key is null)
+            {
+                var names = props.Select(p => p.Key).ToList();
+                var near = names.Select(n => (n, d: Distance(n, name.ToLowerInvariant()))).OrderBy(x => x.d).First();
+                var hint = near.d <= Math.Max(2, name.Length / 3) ? $"did you mean '{near.n}'? " : "";
+                throw Error(source, k, "", $"unknown key '{full}' ({hint}valid keys{(key.Length == 0 ? "" : " of " + key)}: {string.Join(", ", names)})");
+            }
+            Node(v, match.Value, full, source);
+        }
+    }
+
+    private static string Expected(Type t) =>
+        t == typeof(bool) ? "true or false" : t == typeof(double) ? "a number" : "an integer";
+
+    private static List<KeyValuePair<string, Type>> Keys(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite && p.GetCustomAttribute<YamlIgnoreAttribute>() is null)
+            .Select(p => new KeyValuePair<string, Type>(UnderscoredNamingConvention.Instance.Apply(p.Name), p.PropertyType))
+            .ToList();
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        for (int j = 1; j <= b.Length; j++)
+            d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+}
