@@ -90,6 +90,36 @@ public sealed class Cli
         return root;
     }
 
+    /// <summary>
+    /// Parses and runs <paramref name="args"/>. A usage error (unknown option, missing required option, invalid value) is
+    /// bad input: exit 2 with the errors and a pointer to the command's help, not the whole help text.
+    /// </summary>
+    public async Task<int> InvokeAsync(string[] args, InvocationConfiguration? configuration = null)
+    {
+        var root = Build();
+        var pr = root.Parse(args);
+        if (pr.Action is System.CommandLine.Invocation.ParseErrorAction)
+        {
+            foreach (var e in pr.Errors) _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            var command = pr.CommandResult.Command;
+            var options = command.Options.Concat(command.Options.Count == 0 ? Array.Empty<Option>() : root.Options)
+                .SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct().ToList();
+            foreach (var t in pr.UnmatchedTokens.Where(t => t.StartsWith('-')))
+                if (Suggest.Near(t, options).FirstOrDefault() is { } near) _console.MarkupLine($"did you mean [bold]{Markup.Escape(near)}[/]?");
+            _console.MarkupLine($"see: [bold]{Markup.Escape(CommandPath(pr.CommandResult))} --help[/]");
+            return SweepCommands.ExitBadInput;
+        }
+        return await pr.InvokeAsync(configuration ?? new InvocationConfiguration());
+    }
+
+    private static string CommandPath(System.CommandLine.Parsing.CommandResult result)
+    {
+        var names = new List<string>();
+        for (System.CommandLine.Parsing.SymbolResult? r = result; r is not null; r = r.Parent)
+            if (r is System.CommandLine.Parsing.CommandResult c && c.Command is not RootCommand) names.Insert(0, c.Command.Name);
+        return string.Join(' ', names.Prepend("fairmedfm"));
+    }
+
     /// <summary><c>fairmedfm evaluate</c>: metrics, intervals and counts for predictions a user brings (logic in Engine/Evaluation).</summary>
     private Command EvaluateCommand()
     {

@@ -21,7 +21,7 @@ internal static class CliRunner
             Out = new AnsiConsoleOutput(writer),
         });
         console.Profile.Width = 240;
-        var code = await new Cli(console).Build().Parse(args).InvokeAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        var code = await new Cli(console).InvokeAsync(args).WaitAsync(TimeSpan.FromMinutes(3));
         return (code, writer.ToString());
     }
 }

@@ -40,6 +40,22 @@ public sealed class SweepCliTests
         Assert.Contains(errors, e => e.Message.Contains(expected));
     }
 
+    [Theory]
+    [InlineData("run --grid g.yaml --bogus-flag", "--bogus-flag", "fairmedfm run --help")]
+    [InlineData("run", "--grid", "fairmedfm run --help")]
+    [InlineData("results s1 --format xml --out r", "csv or json", "fairmedfm results --help")]
+    [InlineData("parallelism s1 -5", "≥ 0", "fairmedfm parallelism --help")]
+    [InlineData("run --grdi g.yaml", "--grdi", "did you mean --grid?")]
+    public async Task Usage_errors_exit_2_with_the_error_and_a_help_hint_not_the_whole_help(string line, string error, string hint)
+    {
+        var (code, output) = await CliRunner.Run(line.Split(' '));
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains(error, output);
+        Assert.Contains(hint, output);
+        Assert.DoesNotContain("Options:", output);
+        Assert.DoesNotContain("Usage:", output);
+    }
+
     [Fact]
     public async Task Cluster_commands_without_a_cluster_exit_3_with_a_clear_message()
     {
