@@ -210,6 +210,11 @@ public sealed class Cli
         var gateway = pr.GetValue(GatewayOpt);
         var redis = pr.GetValue(RedisOpt) ?? (gateway is null ? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS")) : null);
         try { conn = await ClusterConnection.ConnectAsync(gateway, ws, pr.GetValue(SlotsOpt), ct, redis: redis); }
+        catch (ConnectionSettingsException e)
+        {
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 2;
+        }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");

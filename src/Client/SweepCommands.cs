@@ -488,6 +488,11 @@ public sealed class SweepCommands(IAnsiConsole console)
         var ws = Workspace.FromEnvironment(pr.GetValue(Cli.CacheOpt), pr.GetValue(Cli.WeightsOpt));
         ClusterConnection conn;
         try { conn = await ClusterConnection.ConnectAsync(gateway, ws, Math.Max(1, pr.GetValue(Cli.SlotsOpt)), ct, redis: redis); }
+        catch (ConnectionSettingsException e)
+        {
+            console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 2;
+        }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
