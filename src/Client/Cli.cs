@@ -202,6 +202,12 @@ public sealed class Cli
             : File.Exists(ws.CacheDir) ? $"--cache {ws.CacheDir} is a file, not a folder"
             : pr.GetValue(SlotsOpt) < 1 ? $"--slots must be at least 1 (got {pr.GetValue(SlotsOpt)})" : null;
         if (early is not null) { _console.MarkupLine($"[red]error:[/] {Markup.Escape(early)}"); return 2; }
+        // An unwritable --out is found now, not after every cell has run.
+        if (OutputFolder.CheckWritable(outDir) is { } unwritable)
+        {
+            _console.MarkupLine($"[red]error:[/] cannot write the output folder --out {Markup.Escape(outDir)}: {Markup.Escape(unwritable)}");
+            return 2;
+        }
         var cells = grid.Expand();
         _console.MarkupLine($"[bold]{Markup.Escape(grid.Name)}[/]: {cells.Count} cells = {grid.Datasets.Count} dataset(s) × {grid.Models.Count} model(s) × " +
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
@@ -229,7 +235,10 @@ public sealed class Cli
             var outcome = await RunWithProgress(conn.Client, grid, pr.GetValue(PlainOpt), ct);
             sw.Stop();
 
-            try { ResultWriter.Write(outDir, grid.Name, outcome.Results); }
+            try
+            {
+                ResultWriter.Write(outDir, grid.Name, outcome.Results);
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The cells themselves are kept in the cache: a rerun with a writable --out costs nothing.

@@ -150,6 +150,23 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public async Task An_unwritable_out_folder_fails_before_any_cell_runs()
+    {
+        var blocker = fx.Tmp.File("a-file");
+        File.WriteAllText(blocker, "not a folder");
+        var outDir = Path.Combine(blocker, "out");
+        long before = EmbeddingStore.BackboneForwardImages;
+        var (code, output) = await CliRunner.Run("run", "--grid", fx.Grid, "--out", outDir, "--cache", fx.Tmp.File("cache-unwritable"), "--plain");
+        Assert.Equal(2, code);
+        Assert.Contains("cannot write the output folder --out", output);
+        Assert.Contains(outDir, output);
+        // Nothing ran: no silo was started, no cell computed.
+        Assert.DoesNotContain("grains on", output);
+        Assert.DoesNotContain("done,", output);
+        Assert.Equal(before, EmbeddingStore.BackboneForwardImages);
+    }
+
+    [Fact]
     public async Task Grid_with_an_unknown_key_fails_with_the_key()
     {
         var grid = fx.Tmp.File("typo.yaml");
