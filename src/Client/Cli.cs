@@ -238,6 +238,8 @@ public sealed class Cli
             try
             {
                 ResultWriter.Write(outDir, grid.Name, outcome.Results);
+                // A reused --out folder must not keep an earlier run's per-cell files that this run's results.csv does not list.
+                OutputFolder.RemoveStaleCellFiles(outDir, outcome.Results.Select(r => r.CellId));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

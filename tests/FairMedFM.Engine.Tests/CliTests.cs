@@ -167,6 +167,26 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public async Task A_reused_out_folder_keeps_only_this_runs_cell_files_and_the_users_own()
+    {
+        var outDir = fx.Tmp.File("out-reused");
+        var (code, output) = await CliRunner.Run("run", "--grid", fx.Grid, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 0, output);
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(outDir, "cells"), "*.json").Length);
+        File.WriteAllText(Path.Combine(outDir, "cells", "my-notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(outDir, "cells", "notes.json"), "{}");
+
+        var smaller = fx.Tmp.File("smaller.yaml");
+        File.WriteAllText(smaller, TinyData.GridYaml("cli-smaller", fx.Card, attributes: "[sex]", seeds: "[0]"));
+        (code, output) = await CliRunner.Run("run", "--grid", smaller, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 0, output);
+        var ids = Results(outDir).Select(r => r.CellId).ToList();
+        Assert.Single(ids);
+        var cellFiles = Directory.GetFiles(Path.Combine(outDir, "cells")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(new[] { ids[0] + ".json", ids[0] + ".predictions.csv", "my-notes.txt", "notes.json" }.Order(), cellFiles);
+    }
+
+    [Fact]
     public async Task Grid_with_an_unknown_key_fails_with_the_key()
     {
         var grid = fx.Tmp.File("typo.yaml");
