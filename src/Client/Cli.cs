@@ -90,6 +90,36 @@ public sealed class Cli
         return root;
     }
 
+    /// <summary>
+    /// Parses and runs <paramref name="args"/>. A usage error (unknown option, missing required option, invalid value) is
+    /// bad input: exit 2 with the errors and a pointer to the command's help, not the whole help text.
+    /// </summary>
+    public async Task<int> InvokeAsync(string[] args, InvocationConfiguration? configuration = null)
+    {
+        var root = Build();
+        var pr = root.Parse(args);
+        if (pr.Action is System.CommandLine.Invocation.ParseErrorAction)
+        {
+            foreach (var e in pr.Errors) _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            var command = pr.CommandResult.Command;
+            var options = command.Options.Concat(command.Options.Count == 0 ? Array.Empty<Option>() : root.Options)
+                .SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct().ToList();
+            foreach (var t in pr.UnmatchedTokens.Where(t => t.StartsWith('-')))
+                if (Suggest.Near(t, options).FirstOrDefault() is { } near) _console.MarkupLine($"did you mean [bold]{Markup.Escape(near)}[/]?");
+            _console.MarkupLine($"see: [bold]{Markup.Escape(CommandPath(pr.CommandResult))} --help[/]");
+            return SweepCommands.ExitBadInput;
+        }
+        return await pr.InvokeAsync(configuration ?? new InvocationConfiguration());
+    }
+
+    private static string CommandPath(System.CommandLine.Parsing.CommandResult result)
+    {
+        var names = new List<string>();
+        for (System.CommandLine.Parsing.SymbolResult? r = result; r is not null; r = r.Parent)
+            if (r is System.CommandLine.Parsing.CommandResult c && c.Command is not RootCommand) names.Insert(0, c.Command.Name);
+        return string.Join(' ', names.Prepend("fairmedfm"));
+    }
+
     /// <summary><c>fairmedfm evaluate</c>: metrics, intervals and counts for predictions a user brings (logic in Engine/Evaluation).</summary>
     private Command EvaluateCommand()
     {
@@ -172,6 +202,12 @@ public sealed class Cli
             : File.Exists(ws.CacheDir) ? $"--cache {ws.CacheDir} is a file, not a folder"
             : pr.GetValue(SlotsOpt) < 1 ? $"--slots must be at least 1 (got {pr.GetValue(SlotsOpt)})" : null;
         if (early is not null) { _console.MarkupLine($"[red]error:[/] {Markup.Escape(early)}"); return 2; }
+        // An unwritable --out is found now, not after every cell has run.
+        if (OutputFolder.CheckWritable(outDir) is { } unwritable)
+        {
+            _console.MarkupLine($"[red]error:[/] cannot write the output folder --out {Markup.Escape(outDir)}: {Markup.Escape(unwritable)}");
+            return 2;
+        }
         var cells = grid.Expand();
         _console.MarkupLine($"[bold]{Markup.Escape(grid.Name)}[/]: {cells.Count} cells = {grid.Datasets.Count} dataset(s) × {grid.Models.Count} model(s) × " +
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
@@ -180,6 +216,11 @@ public sealed class Cli
         var gateway = pr.GetValue(GatewayOpt);
         var redis = pr.GetValue(RedisOpt) ?? (gateway is null ? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS")) : null);
         try { conn = await ClusterConnection.ConnectAsync(gateway, ws, pr.GetValue(SlotsOpt), ct, redis: redis); }
+        catch (ConnectionSettingsException e)
+        {
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 2;
+        }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
@@ -194,7 +235,12 @@ public sealed class Cli
             var outcome = await RunWithProgress(conn.Client, grid, pr.GetValue(PlainOpt), ct);
             sw.Stop();
 
-            try { ResultWriter.Write(outDir, grid.Name, outcome.Results); }
+            try
+            {
+                ResultWriter.Write(outDir, grid.Name, outcome.Results);
+                // A reused --out folder must not keep an earlier run's per-cell files that this run's results.csv does not list.
+                OutputFolder.RemoveStaleCellFiles(outDir, outcome.Results.Select(r => r.CellId));
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The cells themselves are kept in the cache: a rerun with a writable --out costs nothing.

@@ -38,6 +38,13 @@ public sealed class ClusterConnection : IAsyncDisposable
         builder.Services.AddFairMedFMTelemetry("fairmedfm-cli");
         if (redis is not null)
         {
+            StackExchange.Redis.ConfigurationOptions options;
+            // A connection string that does not parse is bad input (exit 2), not an unreachable cluster; the message never echoes it.
+            try { options = FairMedFMHosting.ParseRedis(redis); }
+            catch (ArgumentException e) { throw new ConnectionSettingsException("--redis: " + e.Message); }
+            if (options.EndPoints.Count == 0)
+                throw new ConnectionSettingsException("--redis: the connection string names no host:port (expected host:port[,password=…][,ssl=true])");
+            await ProbeRedisAsync(options, ct);
             var attempts = 0;
             builder.UseOrleansClient(c => c
                 .UseFairMedFMRedisClustering(redis, clusterId)
@@ -73,6 +80,9 @@ public sealed class ClusterConnection : IAsyncDisposable
         catch (Exception e)
         {
             host.Dispose();
+            // StackExchange.Redis's own text advises code changes ("use abortConnect=false … in your code"): say what failed instead.
+            if (Find<StackExchange.Redis.RedisConnectionException>(e) is { } r)
+                throw new InvalidOperationException($"could not reach the {description}: {RedisFailure(r.FailureType)}", e);
             throw new InvalidOperationException($"could not reach the {description}: {e.Message}", e);
         }
         return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
@@ -84,13 +94,77 @@ public sealed class ClusterConnection : IAsyncDisposable
         if (IPEndPoint.TryParse(gateway, out var ep) && ep.Port > 0) return ep;
         var i = gateway.LastIndexOf(':');
         if (i <= 0 || !int.TryParse(gateway[(i + 1)..], out var port) || port is < 1 or > 65535)
-            throw new ArgumentException($"--gateway '{gateway}' is not host:port (e.g. 127.0.0.1:30000)");
+            throw new ConnectionSettingsException($"--gateway '{gateway}' is not host:port (e.g. 127.0.0.1:30000)");
         IPAddress[] addresses;
         try { addresses = Dns.GetHostAddresses(gateway[..i]); }
         catch (System.Net.Sockets.SocketException e) { throw new ArgumentException($"--gateway host '{gateway[..i]}' cannot be resolved: {e.Message}"); }
         var a = addresses.OrderBy(x => x.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 0 : 1).FirstOrDefault()
                 ?? throw new ArgumentException($"--gateway host '{gateway[..i]}' has no address");
         return new IPEndPoint(a, port);
+    }
+
+    /// <summary>
+    /// One short TCP connect to each Redis endpoint before Orleans starts: with nothing listening the CLI says so within
+    /// seconds (StackExchange.Redis would retry for 10–30 s and then advise code changes).
+    /// </summary>
+    private static async Task ProbeRedisAsync(StackExchange.Redis.ConfigurationOptions parsed, CancellationToken ct)
+    {
+        var options = parsed.Clone();
+        options.SetDefaultPorts();
+        var timeout = TimeSpan.FromMilliseconds(Math.Clamp(options.ConnectTimeout, 100, 3000));
+        var failures = new List<string>();
+        foreach (var ep in options.EndPoints)
+        {
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(timeout);
+            try
+            {
+                await socket.ConnectAsync(ep, cts.Token);
+                return; // one reachable endpoint is enough: StackExchange.Redis finds the rest
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                failures.Add($"{Show(ep)}: no answer within {timeout.TotalSeconds:0.#} s");
+            }
+            catch (SocketException e)
+            {
+                failures.Add($"{Show(ep)}: " + e.SocketErrorCode switch
+                {
+                    SocketError.ConnectionRefused => "connection refused",
+                    SocketError.HostNotFound or SocketError.TryAgain or SocketError.NoData => "host name cannot be resolved",
+                    SocketError.TimedOut => $"no answer within {timeout.TotalSeconds:0.#} s",
+                    SocketError.NetworkUnreachable or SocketError.HostUnreachable => "network unreachable",
+                    _ => e.SocketErrorCode.ToString(),
+                });
+            }
+        }
+        throw new InvalidOperationException($"cannot reach Redis at {string.Join("; ", failures)}; is redis-server running there? " +
+                                            "(check --redis or $FAIRMEDFM_REDIS, or use --gateway HOST:PORT)");
+    }
+
+    private static string Show(EndPoint ep) => ep switch
+    {
+        DnsEndPoint d => $"{d.Host}:{d.Port}",
+        _ => ep.ToString() ?? "",
+    };
+
+    private static string RedisFailure(StackExchange.Redis.ConnectionFailureType t) => t switch
+    {
+        StackExchange.Redis.ConnectionFailureType.AuthenticationFailure => "authentication failed (check the password/user in --redis or $FAIRMEDFM_REDIS)",
+        StackExchange.Redis.ConnectionFailureType.UnableToConnect or StackExchange.Redis.ConnectionFailureType.UnableToResolvePhysicalConnection =>
+            "Redis did not complete the connection (a TLS setting that does not match the server, or the server is not Redis?)",
+        _ => "Redis connection failed (" + t + ")",
+    };
+
+    private static T? Find<T>(Exception? e) where T : Exception
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is T t) return t;
+            if (e is AggregateException a && a.InnerExceptions.Select(Find<T>).FirstOrDefault(x => x is not null) is { } inner) return inner;
+        }
+        return null;
     }
 
     private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
@@ -108,3 +182,6 @@ public sealed class ClusterConnection : IAsyncDisposable
         _host.Dispose();
     }
 }
+
+/// <summary>A --redis or --gateway value that cannot be used as written: bad input (exit 2), not an unreachable cluster.</summary>
+public sealed class ConnectionSettingsException(string message) : Exception(message);

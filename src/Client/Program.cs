@@ -5,7 +5,7 @@ var cli = new Cli();
 try
 {
     // Our own handler below: a user error (unwritable path, unreadable file) is one line, never a stack trace.
-    return await cli.Build().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await cli.InvokeAsync(args, new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
 {

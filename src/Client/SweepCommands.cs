@@ -322,7 +322,7 @@ public sealed class SweepCommands(IAnsiConsole console)
     private static readonly Option<string?> UsageOpt = new("--usage") { Description = "Only this usage (lp, clip-zs, …)" };
     private static readonly Option<string?> MethodOpt = new("--method") { Description = "Only this method" };
     private static readonly Option<string?> AttributeOpt = new("--attribute") { Description = "Only this attribute" };
-    private static readonly Option<string?> MetricOpt = new("--metric") { Description = "Only this metric (default: overall-auc, auc-gap, eod)" };
+    private static readonly Option<string?> MetricOpt = new("--metric") { Description = "Only this metric (default: overall-auc, auc-gap, eod for classification cells; mean_dice, delta_dice, es_dice, mean_hd95 for segmentation cells)" };
     private static readonly Option<string?> CellOpt = new("--cell") { Description = "Drill down to one cell (id or unique prefix): its groups and stored per-sample predictions" };
     private static readonly Option<int> LimitOpt = new("--limit") { Description = "Predictions shown with --cell", DefaultValueFactory = _ => 20 };
 
@@ -344,13 +344,71 @@ public sealed class SweepCommands(IAnsiConsole console)
                 PrintDrillDown(d);
                 return 0;
             }
-            var metric = pr.GetValue(MetricOpt);
-            var views = new List<MatrixView>();
-            foreach (var m in metric is null ? new[] { "overall-auc", "auc-gap", "eod" } : new[] { metric })
-                views.AddRange(await agg.Query(new MatrixQuery(pr.GetValue(UsageOpt), pr.GetValue(MethodOpt), pr.GetValue(AttributeOpt), m)));
-            if (views.Count == 0) { console.MarkupLine("no finished cells match"); return 0; }
-            foreach (var v in views.OrderBy(v => (v.Usage, v.Method, v.Attribute)))
+            var filter = new MatrixFilter(pr.GetValue(UsageOpt), pr.GetValue(MethodOpt), pr.GetValue(AttributeOpt), pr.GetValue(MetricOpt));
+            return await PrintMatrixAsync(agg, await ClientOf(pr).GetGrain<ISweepGrain>(id).GetCells(), id, filter);
+        }));
+        return cmd;
+    }
+
+    /// <summary>The filters of <c>fairmedfm matrix</c>; null matches every value (for the metric: the task's default set).</summary>
+    public sealed record MatrixFilter(string? Usage = null, string? Method = null, string? Attribute = null, string? Metric = null);
+
+    /// <summary>Default metrics of a classification slice.</summary>
+    public static readonly IReadOnlyList<string> ClassificationMatrixMetrics = ["overall-auc", "auc-gap", "eod"];
+    /// <summary>Default metrics of a segmentation slice: mean Dice, Dice gap (max − min group mean), ES-Dice, mean HD95, as the cells store them.</summary>
+    public static readonly IReadOnlyList<string> SegmentationMatrixMetrics = ["mean_dice", "delta_dice", "es_dice", "mean_hd95"];
+
+    /// <summary>
+    /// Prints the matrix of a sweep: per usage · method · attribute, the chosen metric or the defaults of the slice's task
+    /// (segmentation or classification); a filter value or metric that the sweep does not have is exit 2 naming the valid
+    /// ones. Failed, cancelled and unfinished cells are named after the tables.
+    /// </summary>
+    public async Task<int> PrintMatrixAsync(IAggregatorGrain agg, IReadOnlyList<SweepCellView> ledger, string sweepId, MatrixFilter filter)
+    {
+        var summaries = await agg.GetCells();
+        var done = summaries.Where(c => c.Phase == JobPhase.Done).ToList();
+        // Values the sweep has: from every reported cell and from the ledger's labels (which also cover pending cells).
+        var labels = ledger.Select(c => ParseLabel(c.Label)).Where(l => l is not null).Select(l => l!.Value).ToList();
+        var checks = new (string Option, string? Value, IEnumerable<string> Known)[]
+        {
+            ("--usage", filter.Usage, summaries.Select(c => c.Usage).Concat(labels.Select(l => l.Usage))),
+            ("--method", filter.Method, summaries.Select(c => c.Method).Concat(labels.Select(l => l.Method))),
+            ("--attribute", filter.Attribute, summaries.Select(c => c.Attribute).Concat(labels.Select(l => l.Attribute))),
+        };
+        foreach (var (option, value, knownValues) in checks)
+        {
+            if (value is null) continue;
+            var known = knownValues.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            if (known.Contains(value)) continue;
+            console.MarkupLine($"[red]error:[/] {option} '{Markup.Escape(value)}' does not occur in sweep {Markup.Escape(sweepId)}" + DidYouMean(value, known) +
+                               (known.Count > 0 ? $"; its values: {Markup.Escape(string.Join(", ", known))}" : " (it has no cells)"));
+            return ExitBadInput;
+        }
+        var metricNames = done.SelectMany(c => c.Metrics.Keys).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (filter.Metric is { } wanted && done.Count > 0 && !metricNames.Contains(wanted))
+        {
+            console.MarkupLine($"[red]error:[/] unknown metric '{Markup.Escape(wanted)}'" + DidYouMean(wanted, metricNames) +
+                               $"; the metrics in this sweep's results: {Markup.Escape(string.Join(", ", metricNames))}");
+            return ExitBadInput;
+        }
+
+        var slices = done.Select(c => (c.Usage, c.Method, c.Attribute)).Distinct()
+            .Where(x => (filter.Usage is null || x.Usage == filter.Usage) && (filter.Method is null || x.Method == filter.Method) && (filter.Attribute is null || x.Attribute == filter.Attribute))
+            .OrderBy(x => x.Usage, StringComparer.Ordinal).ThenBy(x => x.Method, StringComparer.Ordinal).ThenBy(x => x.Attribute, StringComparer.Ordinal).ToList();
+        if (slices.Count == 0) console.MarkupLine(done.Count == 0 ? "no finished cells yet" : "no finished cells match");
+        foreach (var (usage, method, attribute) in slices)
+        {
+            IEnumerable<string> metrics;
+            if (filter.Metric is { } m) metrics = [m];
+            else
             {
+                var defaults = FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(usage) ? SegmentationMatrixMetrics : ClassificationMatrixMetrics;
+                var present = done.Where(c => (c.Usage, c.Method, c.Attribute) == (usage, method, attribute)).SelectMany(c => c.Metrics.Keys).ToHashSet(StringComparer.Ordinal);
+                metrics = defaults.Any(present.Contains) ? defaults.Where(present.Contains) : defaults;
+            }
+            foreach (var metric in metrics)
+            {
+                var v = await agg.GetMatrix(usage, method, attribute, metric);
                 var t = new Table().Title($"[bold]{Markup.Escape(v.Usage)} · {Markup.Escape(v.Method)} · {Markup.Escape(v.Attribute)} · {Markup.Escape(v.Metric)}[/]");
                 t.AddColumn("dataset");
                 foreach (var model in v.Models) t.AddColumn(Markup.Escape(model));
@@ -359,9 +417,37 @@ public sealed class SweepCommands(IAnsiConsole console)
                         Markup.Escape(v.Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model)?.Text ?? "–"))).ToArray());
                 console.Write(t);
             }
-            return 0;
-        }));
-        return cmd;
+        }
+        PrintUnfinished(ledger, sweepId);
+        return 0;
+    }
+
+    /// <summary>After the tables: the cells that are not in them (failed, cancelled, still pending or running), with their datasets.</summary>
+    private void PrintUnfinished(IReadOnlyList<SweepCellView> ledger, string sweepId)
+    {
+        string Datasets(IEnumerable<SweepCellView> cells) =>
+            string.Join(", ", cells.Select(c => ParseLabel(c.Label)?.Dataset ?? c.CellId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
+        var parts = new List<string>();
+        foreach (var (state, verb) in new[] { ("failed", "failed"), ("cancelled", "cancelled") })
+        {
+            var cells = ledger.Where(c => c.State == state).ToList();
+            if (cells.Count > 0) parts.Add($"{cells.Count} cell{(cells.Count == 1 ? "" : "s")} {verb} (datasets: {Datasets(cells)})");
+        }
+        var open = ledger.Where(c => c.State is "pending" or "running").ToList();
+        if (open.Count > 0) parts.Add($"{open.Count} cell{(open.Count == 1 ? "" : "s")} still pending or running (datasets: {Datasets(open)})");
+        if (parts.Count == 0) return;
+        console.MarkupLine($"[yellow]{Markup.Escape(string.Join("; ", parts))}[/]; not in the tables above; see `fairmedfm status {Markup.Escape(sweepId)}`");
+    }
+
+    private static string DidYouMean(string value, IEnumerable<string> known) =>
+        Suggest.Near(value, known) is { Count: > 0 } near ? $" (did you mean {Markup.Escape(string.Join(" or ", near))}?)" : "";
+
+    /// <summary>The parts of a cell label (<c>dataset × model × usage × method × attribute × seed N</c>); null when it has another shape.</summary>
+    public static (string Dataset, string Model, string Usage, string Method, string Attribute)? ParseLabel(string label)
+    {
+        var p = label.Split(" × ");
+        if (p.Length < 6 || !p[^1].StartsWith("seed ", StringComparison.Ordinal)) return null;
+        return (string.Join(" × ", p[..^5]), p[^5], p[^4], p[^3], p[^2]);
     }
 
     private void PrintDrillDown(CellDrillDown d)
@@ -488,6 +574,11 @@ public sealed class SweepCommands(IAnsiConsole console)
         var ws = Workspace.FromEnvironment(pr.GetValue(Cli.CacheOpt), pr.GetValue(Cli.WeightsOpt));
         ClusterConnection conn;
         try { conn = await ClusterConnection.ConnectAsync(gateway, ws, Math.Max(1, pr.GetValue(Cli.SlotsOpt)), ct, redis: redis); }
+        catch (ConnectionSettingsException e)
+        {
+            console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 2;
+        }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
             console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");

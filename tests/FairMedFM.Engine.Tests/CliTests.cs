@@ -21,7 +21,7 @@ internal static class CliRunner
             Out = new AnsiConsoleOutput(writer),
         });
         console.Profile.Width = 240;
-        var code = await new Cli(console).Build().Parse(args).InvokeAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        var code = await new Cli(console).InvokeAsync(args).WaitAsync(TimeSpan.FromMinutes(3));
         return (code, writer.ToString());
     }
 }
@@ -147,6 +147,43 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
         Assert.Contains("attribute 'ethnicity'", output);
         Assert.Contains("1 done, 1 failed", output);
         Assert.Contains("## Failed cells", File.ReadAllText(Path.Combine(outDir, "summary.md")));
+    }
+
+    [Fact]
+    public async Task An_unwritable_out_folder_fails_before_any_cell_runs()
+    {
+        var blocker = fx.Tmp.File("a-file");
+        File.WriteAllText(blocker, "not a folder");
+        var outDir = Path.Combine(blocker, "out");
+        long before = EmbeddingStore.BackboneForwardImages;
+        var (code, output) = await CliRunner.Run("run", "--grid", fx.Grid, "--out", outDir, "--cache", fx.Tmp.File("cache-unwritable"), "--plain");
+        Assert.Equal(2, code);
+        Assert.Contains("cannot write the output folder --out", output);
+        Assert.Contains(outDir, output);
+        // Nothing ran: no silo was started, no cell computed.
+        Assert.DoesNotContain("grains on", output);
+        Assert.DoesNotContain("done,", output);
+        Assert.Equal(before, EmbeddingStore.BackboneForwardImages);
+    }
+
+    [Fact]
+    public async Task A_reused_out_folder_keeps_only_this_runs_cell_files_and_the_users_own()
+    {
+        var outDir = fx.Tmp.File("out-reused");
+        var (code, output) = await CliRunner.Run("run", "--grid", fx.Grid, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 0, output);
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(outDir, "cells"), "*.json").Length);
+        File.WriteAllText(Path.Combine(outDir, "cells", "my-notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(outDir, "cells", "notes.json"), "{}");
+
+        var smaller = fx.Tmp.File("smaller.yaml");
+        File.WriteAllText(smaller, TinyData.GridYaml("cli-smaller", fx.Card, attributes: "[sex]", seeds: "[0]"));
+        (code, output) = await CliRunner.Run("run", "--grid", smaller, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 0, output);
+        var ids = Results(outDir).Select(r => r.CellId).ToList();
+        Assert.Single(ids);
+        var cellFiles = Directory.GetFiles(Path.Combine(outDir, "cells")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(new[] { ids[0] + ".json", ids[0] + ".predictions.csv", "my-notes.txt", "notes.json" }.Order(), cellFiles);
     }
 
     [Fact]

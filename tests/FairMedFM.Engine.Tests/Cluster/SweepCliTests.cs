@@ -40,6 +40,22 @@ public sealed class SweepCliTests
         Assert.Contains(errors, e => e.Message.Contains(expected));
     }
 
+    [Theory]
+    [InlineData("run --grid g.yaml --bogus-flag", "--bogus-flag", "fairmedfm run --help")]
+    [InlineData("run", "--grid", "fairmedfm run --help")]
+    [InlineData("results s1 --format xml --out r", "csv or json", "fairmedfm results --help")]
+    [InlineData("parallelism s1 -5", "≥ 0", "fairmedfm parallelism --help")]
+    [InlineData("run --grdi g.yaml", "--grdi", "did you mean --grid?")]
+    public async Task Usage_errors_exit_2_with_the_error_and_a_help_hint_not_the_whole_help(string line, string error, string hint)
+    {
+        var (code, output) = await CliRunner.Run(line.Split(' '));
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains(error, output);
+        Assert.Contains(hint, output);
+        Assert.DoesNotContain("Options:", output);
+        Assert.DoesNotContain("Usage:", output);
+    }
+
     [Fact]
     public async Task Cluster_commands_without_a_cluster_exit_3_with_a_clear_message()
     {
@@ -70,6 +86,47 @@ public sealed class SweepCliTests
         Assert.Equal(SweepCommands.ExitUnreachable, code);
         Assert.Contains("127.0.0.1:1", output);
         Assert.DoesNotContain("hunter2", output);
+    }
+
+    [Theory]
+    [InlineData("garbage=,,ssl=maybe")]
+    [InlineData("127.0.0.1:6379,password=hunter2-secret,ssl=maybe")]
+    [InlineData("abortConnect=false,password=hunter2-secret")]
+    public async Task A_malformed_redis_string_is_bad_input_and_never_echoed(string connection)
+    {
+        var (code, output) = await CliRunner.Run("status", "--redis", connection);
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("--redis", output);
+        Assert.DoesNotContain("hunter2", output);
+        Assert.DoesNotContain("Exception", output);
+    }
+
+    [Fact]
+    public async Task A_malformed_gateway_is_bad_input()
+    {
+        var (code, output) = await CliRunner.Run("status", "--gateway", "nohostport");
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("not host:port", output);
+    }
+
+    [Fact]
+    public async Task Redis_with_nothing_listening_fails_in_seconds_with_a_user_message()
+    {
+        int port;
+        using (var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)) { l.Start(); port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port; }
+        using var tmp = new TempDir();
+        var card = TinyData.WriteCard(tmp.Sub("card"), "cli_unreach");
+        var grid = tmp.File("g.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-unreach", card));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var (code, output) = await CliRunner.Run("submit", "--grid", grid, "--redis", $"127.0.0.1:{port},password=hunter2-secret");
+        sw.Stop();
+        Assert.Equal(SweepCommands.ExitUnreachable, code);
+        Assert.Contains($"cannot reach Redis at 127.0.0.1:{port}: connection refused", output);
+        Assert.Contains("redis-server", output);
+        Assert.DoesNotContain("abortConnect", output);
+        Assert.DoesNotContain("hunter2", output);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(8), $"took {sw.Elapsed.TotalSeconds:0.0} s");
     }
 
     [Fact]
