@@ -188,6 +188,10 @@ public sealed class Cli
             }
             foreach (var m in extraModels ?? Array.Empty<string>())
                 if (!grid.Models.Contains(m)) grid.Models.Add(m);
+            // With the embedded silo this process reads the cards anyway (memoised): a grid none of whose cards loads is bad
+            // input, reported once (exit 2) instead of once per cell. Remote silos may see other paths: they judge there.
+            if (pr.GetValue(GatewayOpt) is null && (pr.GetValue(RedisOpt) ?? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS"))) is null)
+                grid.CheckDatasets();
         }
         catch (ConfigException e)
         {
@@ -249,8 +253,9 @@ public sealed class Cli
             }
             await PrintMatrix(conn.Client, outcome);
             var failed = outcome.Results.Where(r => r.Status != "done").ToList();
-            foreach (var f in failed)
-                _console.MarkupLine($"[red]failed[/] {Markup.Escape(f.Spec.Label)}: {Markup.Escape(f.Error ?? "")}");
+            // Cells that failed with the same dataset and reason are listed once (a bad card fails every cell that uses it).
+            foreach (var line in ResultWriter.FailureLines(outcome.Results))
+                _console.MarkupLine($"[red]failed[/] {Markup.Escape(line)}");
             var forwards = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages - forwardsBefore;
             _console.MarkupLine($"{outcome.Results.Count - failed.Count} done, {failed.Count} failed in {sw.Elapsed.TotalSeconds:0.0} s; " +
                                 $"backbone forward passes in this process: {forwards} images" + (gateway is null && redis is null ? "" : " (remote silos not counted)"));
@@ -309,6 +314,7 @@ public sealed class Cli
         var cells = (await agg.GetCells()).Where(c => wanted.Contains(c.CellId) && c.Phase == JobPhase.Done).ToList();
         // Slices in the grid's own order (attributes as the user listed them).
         var order = outcome.Specs.Select(s => (s.Usage, s.Method, s.Attribute)).Distinct().ToList();
+        bool marked = false;
         foreach (var (usage, method, attribute) in order.Where(o => cells.Any(c => (c.Usage, c.Method, c.Attribute) == o)))
         {
             bool seg = FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(usage);
@@ -327,23 +333,27 @@ public sealed class Cli
                 if (first is null) continue;
                 var row = new List<string> { Markup.Escape(ds), Markup.Escape(model) };
                 foreach (var v in views) row.Add(Markup.Escape(v.Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model)?.Text ?? "–"));
+                marked |= row.Any(t => t.Contains(MatrixCell.OutsideIntervalMark, StringComparison.Ordinal));
                 row.Add(Markup.Escape(string.Join("\n", first.GroupSizes.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"))));
                 table.AddRow(row.ToArray());
             }
             _console.Write(table);
-            if (seg) PrintSegGroups(outcome.Results, usage, method, attribute);
+            if (seg) marked |= PrintSegGroups(outcome.Results, usage, method, attribute);
         }
         _console.MarkupLine("[grey]Mean ± sd over seeds; [[lo, hi]] bootstrap interval (mean of the per-seed bounds). EOD is FairMedFM's equalized-odds score 1 − (ΔTPR + ΔTNR)/2 (1 = equal); gaps are max − min over groups." +
                             (outcome.Specs.Any(s => FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(s.Usage)) ? " Segmentation: mean Dice over scored samples, Dice gap = max − min group mean, ES-Dice = Dice / (1 + std of the group means)." : "") + "[/]");
+        if (marked) _console.MarkupLine($"[grey]{Markup.Escape(MatrixCell.OutsideIntervalNote)}[/]");
     }
 
     /// <summary>A segmentation slice's per-group Dice, IoU and HD95 (and per-volume Dice for sliced volumes) with their intervals.</summary>
-    private void PrintSegGroups(IReadOnlyList<CellResult> results, string usage, string method, string attribute)
+    /// <returns>Whether a printed value carries <see cref="MatrixCell.OutsideIntervalMark"/>.</returns>
+    private bool PrintSegGroups(IReadOnlyList<CellResult> results, string usage, string method, string attribute)
     {
         var metrics = new List<(string Key, string Label)> { ("dice", "Dice"), ("iou", "IoU"), ("hd95", "HD95 (px)") };
         if (results.Any(r => r.Spec.Usage == usage && r.Groups?.Any(g => g.Values.ContainsKey("vol_dice")) == true)) metrics.Add(("vol_dice", "Dice per volume"));
         var columns = metrics.Select(m => FairMedFM.Engine.Reports.FairnessMatrix.GroupValues(results, usage, method, attribute, m.Key)).ToList();
-        if (columns[0].Count == 0) return;
+        if (columns[0].Count == 0) return false;
+        bool marked = false;
         var table = new Table().Title($"[bold]{Markup.Escape(usage)} · {Markup.Escape(method)} · attribute {Markup.Escape(attribute)}: per group[/]");
         table.AddColumn("dataset").AddColumn("model").AddColumn("group").AddColumn("n (+scored/−skipped)");
         foreach (var (_, label) in metrics) table.AddColumn(label);
@@ -354,9 +364,11 @@ public sealed class Cli
             var row = new List<string> { Markup.Escape(ds), Markup.Escape(model), Markup.Escape(group), $"{size.N} (+{size.Positives}/−{size.Negatives})" };
             foreach (var col in columns)
                 row.Add(Markup.Escape(col.FirstOrDefault(c => c.Dataset == ds && c.Model == model && c.Group == group).Cell?.Format() ?? "–"));
+            marked |= row.Any(t => t.Contains(MatrixCell.OutsideIntervalMark, StringComparison.Ordinal));
             table.AddRow(row.ToArray());
         }
         _console.Write(table);
+        return marked;
     }
 
     internal static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;

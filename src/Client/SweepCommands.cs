@@ -396,6 +396,7 @@ public sealed class SweepCommands(IAnsiConsole console)
             .Where(x => (filter.Usage is null || x.Usage == filter.Usage) && (filter.Method is null || x.Method == filter.Method) && (filter.Attribute is null || x.Attribute == filter.Attribute))
             .OrderBy(x => x.Usage, StringComparer.Ordinal).ThenBy(x => x.Method, StringComparer.Ordinal).ThenBy(x => x.Attribute, StringComparer.Ordinal).ToList();
         if (slices.Count == 0) console.MarkupLine(done.Count == 0 ? "no finished cells yet" : "no finished cells match");
+        bool marked = false;
         foreach (var (usage, method, attribute) in slices)
         {
             IEnumerable<string> metrics;
@@ -413,11 +414,15 @@ public sealed class SweepCommands(IAnsiConsole console)
                 t.AddColumn("dataset");
                 foreach (var model in v.Models) t.AddColumn(Markup.Escape(model));
                 foreach (var ds in v.Datasets)
-                    t.AddRow(new[] { Markup.Escape(ds) }.Concat(v.Models.Select(model =>
-                        Markup.Escape(v.Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model)?.Text ?? "–"))).ToArray());
+                {
+                    var texts = v.Models.Select(model => v.Cells.FirstOrDefault(c => c.Dataset == ds && c.Model == model)?.Text ?? "–").ToList();
+                    marked |= texts.Any(x => x.Contains(FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalMark, StringComparison.Ordinal));
+                    t.AddRow(new[] { Markup.Escape(ds) }.Concat(texts.Select(Markup.Escape)).ToArray());
+                }
                 console.Write(t);
             }
         }
+        if (marked) console.MarkupLine($"[grey]{Markup.Escape(FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalNote)}[/]");
         PrintUnfinished(ledger, sweepId);
         return 0;
     }

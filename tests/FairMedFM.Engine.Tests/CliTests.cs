@@ -150,6 +150,37 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public async Task A_grid_whose_only_card_is_bad_exits_2_with_the_reason_printed_once_before_any_cell()
+    {
+        var bad = TinyData.WriteCard(fx.Tmp.Sub("cli-bad-age"), name: "card_bad_age", csvLines: DatasetNameTests.WithBadAge(5));
+        var grid = fx.Tmp.File("bad-only.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-bad", bad));
+        var outDir = fx.Tmp.File("out-bad-only");
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 2, output);
+        Assert.Contains("dataset 'card_bad_age' cannot be loaded", output);
+        Assert.Equal(1, (output.Length - output.Replace("data row 5", "").Length) / "data row 5".Length);
+        Assert.False(Directory.Exists(Path.Combine(outDir, "cells")), "no cell ran");
+    }
+
+    [Fact]
+    public async Task A_bad_card_beside_a_good_one_fails_its_cells_in_one_line_and_the_good_cells_run()
+    {
+        var bad = TinyData.WriteCard(fx.Tmp.Sub("cli-bad-age2"), name: "card_bad_age", csvLines: DatasetNameTests.WithBadAge(5));
+        var grid = fx.Tmp.File("bad-and-good.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("cli-bad-good", fx.Card, seeds: "[0]").Replace($"datasets: [\"{fx.Card}\"]", $"datasets: [\"{fx.Card}\", \"{bad}\"]"));
+        Assert.Contains(bad, File.ReadAllText(grid));
+        var outDir = fx.Tmp.File("out-bad-good");
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", outDir, "--cache", fx.Cache, "--plain");
+        Assert.True(code == 1, output);
+        var failedLines = output.Split('\n').Where(l => l.StartsWith("failed ", StringComparison.Ordinal)).ToList();
+        var line = Assert.Single(failedLines);
+        Assert.StartsWith("failed card_bad_age: ", line);
+        Assert.Contains("data row 5", line);
+        Assert.All(Results(outDir).Where(r => r.DatasetName == "cli_tiny"), r => Assert.Equal("done", r.Status));
+    }
+
+    [Fact]
     public async Task An_unwritable_out_folder_fails_before_any_cell_runs()
     {
         var blocker = fx.Tmp.File("a-file");

@@ -26,7 +26,7 @@ public sealed class RobustnessTests
     }
 
     [Theory]
-    [InlineData("name: g\ndatasets: [a.yaml]\nmodels: [m]\nattributes: [sex]\nseeds: [0]\nseeds: [1]\n", "duplicate key")]
+    [InlineData("name: g\ndatasets: [a.yaml]\nmodels: [m]\nattributes: [sex]\nseeds: [0]\nseeds: [1]\n", "line 6, column 1: duplicate key 'seeds'")]
     [InlineData("name: g\ndatasets: [a.yaml]\nmodels: [m]\nattributes: [sex]\nseeds: [0, 0]\n", "'seeds' lists '0' more than once")]
     [InlineData("name: g\ndatasets: [a.yaml]\nmodels: [m]\nattributes: [sex, sex]\nseeds: [0]\n", "'attributes' lists 'sex' more than once")]
     public void Repeated_grid_keys_and_entries_are_errors(string yaml, string expected)

@@ -20,7 +20,8 @@ internal static class GridYamlCheck
         try { stream.Load(new StringReader(text)); }
         catch (YamlException e)
         {
-            var msg = e.Message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase) ? "a key is repeated (each key may appear once)" : e.Message;
+            var msg = e.Message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase)
+                ? $"duplicate key{KeyAt(text, e.Start)} (each key may appear once)" : e.Message;
             throw new ConfigException($"{source}: line {e.Start.Line}, column {e.Start.Column}: {msg}");
         }
         catch (InvalidOperationException)
@@ -35,6 +36,18 @@ internal static class GridYamlCheck
         var root = stream.Documents[0].RootNode;
         if (IsNull(root)) throw new ConfigException($"{source}: empty grid");
         Node(root, typeof(GridSpec), "", source);
+    }
+
+    /// <summary>" 'seeds'" for the key that starts at <paramref name="at"/>, or "" when the text there is not a plain key.</summary>
+    private static string KeyAt(string text, Mark at)
+    {
+        var lines = text.Split('\n');
+        if (at.Line < 1 || at.Line > lines.Length) return "";
+        var line = lines[at.Line - 1];
+        var start = (int)Math.Clamp(at.Column - 1, 0, line.Length);
+        var colon = line.IndexOf(':', start);
+        var key = (colon < 0 ? "" : line[start..colon]).Trim().Trim('"', '\'');
+        return key.Length == 0 ? "" : $" '{key}'";
     }
 
     private static (long Line, long Column) LastReadable(string text)
