@@ -88,13 +88,14 @@ public sealed class SegDataRootsTests : IDisposable
     }
 
     [Fact]
-    public async Task A_segmentation_grid_outside_the_data_roots_fails_its_cells_through_the_embedded_silo()
+    public async Task A_segmentation_grid_outside_the_data_roots_fails_those_cells_through_the_embedded_silo_and_runs_the_rest()
     {
         var outside = SegTestSupport.Synth2D(Path.Combine(_outside, "out"), patients: 4, name: "seg_cli_out");
+        var inside = SegTestSupport.Synth2D(Path.Combine(_root, "in"), patients: 4, name: "seg_cli_in");
         var grid = Path.Combine(_root, "seg.yaml");
         File.WriteAllText(grid, $"""
             name: seg-roots
-            datasets: ["{outside.CardPath}"]
+            datasets: ["{outside.CardPath}", "{inside.CardPath}"]
             models: [{OtsuBaseline.Id}]
             usages: [seg-bbox]
             attributes: [sex]
@@ -103,10 +104,19 @@ public sealed class SegDataRootsTests : IDisposable
         var outDir = _tmp.File("out");
         var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", outDir, "--cache", _tmp.File("cache"), "--plain");
         Assert.True(code == 1, output);
-        Assert.Contains("0 done, 1 failed", output);
+        Assert.Contains("1 done, 1 failed", output);
         Assert.Contains("is outside the configured data roots", output);
         Assert.Contains(PathGuard.EnvironmentVariable, output);
         var results = JsonSerializer.Deserialize<List<CellResult>>(File.ReadAllText(Path.Combine(outDir, "results.json")), JsonDefaults.Pretty)!;
-        Assert.Contains(outside.CardPath, Assert.Single(results).Error);
+        Assert.Contains(outside.CardPath, Assert.Single(results, r => r.Status == "failed").Error);
+        Assert.Equal("seg_cli_in", Assert.Single(results, r => r.Status == "done").DatasetName);
+
+        // A grid whose only card lies outside is bad input: refused before any cell runs, naming the roots.
+        var onlyOutside = Path.Combine(_root, "seg-out.yaml");
+        File.WriteAllText(onlyOutside, File.ReadAllText(grid).Replace($", \"{inside.CardPath}\"", ""));
+        var (code2, output2) = await CliRunner.Run("run", "--grid", onlyOutside, "--out", _tmp.File("out2"), "--cache", _tmp.File("cache"), "--plain");
+        Assert.True(code2 == 2, output2);
+        Assert.Contains("is outside the configured data roots", output2);
+        Assert.Contains(PathGuard.EnvironmentVariable, output2);
     }
 }
