@@ -74,6 +74,9 @@ public sealed class Cli
                 t.AddRow(Markup.Escape(a.Card.Id), Markup.Escape(a.Card.Family), Markup.Escape(a.Card.Verification),
                     (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
                     a.Card.EmbeddingShape, a.Card.ImageSize.ToString(), Markup.Escape(a.Card.NormalizationKind), Markup.Escape(a.Card.License));
+            // The weight-free segmentation baseline (a model id in segmentation grids, the floor to compare FMs with).
+            t.AddRow(Markup.Escape(FairMedFM.Engine.Segmentation.OtsuBaseline.Id), "segmentation baseline", "classical algorithm (tests)",
+                "[green]no weights needed[/]", "–", "native", "–", "–");
             foreach (var (id, reason) in FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable)
                 t.AddRow(Markup.Escape(id), "segmentation", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
             _console.Write(t);

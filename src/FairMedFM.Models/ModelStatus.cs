@@ -63,10 +63,11 @@ public static class ModelStatus
             if (card.HfFolder is not null)
             {
                 var (folder, _, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+                if (WeightLoader.FileProblem(weights) is { } bad) return new(card, verification, "unusable: " + bad, false, null);
                 return new(card, verification, "found: " + Path.GetFileName(folder) + "/" + TextFiles(card, weightsDir), true, weights);
             }
             var path = ModelZoo.ResolveWeightsFile(card, weightsDir);
-            if (new FileInfo(path).Length == 0) return new(card, verification, $"unusable: {Path.GetFileName(path)} is empty", false, null);
+            if (WeightLoader.FileProblem(path) is { } problem) return new(card, verification, "unusable: " + problem, false, null);
             return new(card, verification, "found: " + Path.GetFileName(path) + TextFiles(card, weightsDir), true, path);
         }
         catch (FileNotFoundException) when (card.HfFolder is not null)

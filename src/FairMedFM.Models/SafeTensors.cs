@@ -64,6 +64,22 @@ public static class SafeTensors
         return (entries, meta, dataStart);
     }
 
+    /// <summary>The first tensor whose bytes lie (partly) past the end of a file of <paramref name="fileLength"/> bytes, as an
+    /// error naming the tensor and the bytes expected and present (a truncated download); null when every tensor fits.</summary>
+    public static string? Truncation(IReadOnlyList<Entry> entries, long dataStart, long fileLength, string path)
+    {
+        foreach (var e in entries)
+        {
+            if (e.Begin < 0 || e.End < e.Begin)
+                return $"'{path}': tensor '{e.Name}' has invalid data_offsets [{e.Begin}, {e.End}]";
+            if (dataStart + e.End > fileLength)
+                return $"'{path}' is truncated: tensor '{e.Name}' needs bytes {dataStart + e.Begin}–{dataStart + e.End} of the file, " +
+                       $"which has {fileLength} bytes ({Math.Max(0, fileLength - dataStart - e.Begin)} of its {e.End - e.Begin} bytes present; " +
+                       "an interrupted download?)";
+        }
+        return null;
+    }
+
     /// <summary>Reads every tensor (CPU). The caller owns the tensors.</summary>
     public static Dictionary<string, Tensor> Load(string path) => Load(path, out _);
 
@@ -72,6 +88,7 @@ public static class SafeTensors
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors data is little-endian.");
         using var fs = File.OpenRead(path);
         var (entries, meta, dataStart) = ReadHeader(fs, path);
+        if (Truncation(entries, dataStart, fs.Length, path) is { } truncated) throw new InvalidDataException(truncated);
         metadata = meta;
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try

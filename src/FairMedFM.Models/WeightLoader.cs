@@ -206,11 +206,71 @@ public static class WeightLoader
                     "Convert it once with PyTorch: m = torch.jit.load(PATH, map_location='cpu'); " +
                     "torch.save({k: v.float() for k, v in m.state_dict().items()}, 'OUT.pth') " +
                     "(or safetensors.torch.save_file(..., 'OUT.safetensors')), then load that file.");
+            if (ZipCheckpointProblem(path) is { } problem) throw new InvalidDataException(problem);
             return ReadPickle(path);
         }
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || LooksLikeSafeTensors(path))
             return SafeTensors.Load(path);
         throw new InvalidDataException($"'{path}' is neither safetensors nor a PyTorch zip checkpoint (legacy non-zip torch.save files are not supported; re-save with torch>=1.6).");
+    }
+
+    /// <summary>
+    /// Why a weights file cannot be loaded, found without reading its tensors (for <c>models list</c>): empty, a zip that
+    /// is not a torch.save checkpoint or is TorchScript, a safetensors header that is malformed or points past the end of
+    /// the file, or neither format; a sharded HF index whose shards are missing or bad. Null when the file looks loadable.
+    /// </summary>
+    public static string? FileProblem(string path)
+    {
+        try
+        {
+            var length = new FileInfo(path).Length;
+            if (length == 0) return $"{Path.GetFileName(path)} is empty (an interrupted download?)";
+            if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
+            {
+                var index = System.Text.Json.Nodes.JsonNode.Parse(System.IO.File.ReadAllText(path))?["weight_map"] as System.Text.Json.Nodes.JsonObject
+                            ?? throw new InvalidDataException($"'{path}' has no weight_map");
+                var dir = Path.GetDirectoryName(path)!;
+                foreach (var shard in index.Select(kv => kv.Value?.ToString() ?? "").Distinct())
+                {
+                    var shardPath = Path.Combine(dir, shard);
+                    if (shard.Length == 0 || !System.IO.File.Exists(shardPath)) return $"shard '{shard}' named by {Path.GetFileName(path)} is missing";
+                    if (FileProblem(shardPath) is { } bad) return bad;
+                }
+                return null;
+            }
+            if (IsZip(path))
+                return IsTorchScriptArchive(path) ? $"'{path}' is a TorchScript archive, not a state dict (convert it once: see the README)" : ZipCheckpointProblem(path);
+            if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || LooksLikeSafeTensors(path))
+            {
+                var (entries, _, dataStart) = SafeTensors.ReadHeader(path);
+                return SafeTensors.Truncation(entries, dataStart, length, path);
+            }
+            return $"'{path}' is neither safetensors nor a PyTorch zip checkpoint";
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return e.Message.Contains(path, StringComparison.Ordinal) || e.Message.Contains(Path.GetFileName(path), StringComparison.Ordinal)
+                ? e.Message : $"'{path}': {e.Message}";
+        }
+    }
+
+    /// <summary>Why a zip file is not a torch.save checkpoint (no data.pkl under its root folder, or not a readable zip), or
+    /// null when it has the layout. Cheap: reads the zip directory only.</summary>
+    public static string? ZipCheckpointProblem(string path)
+    {
+        try
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+            var names = zip.Entries.Select(e => e.FullName).ToList();
+            if (names.Any(n => n == "data.pkl" || (n.EndsWith("/data.pkl", StringComparison.Ordinal) && n.Count(c => c == '/') == 1))) return null;
+            var shown = string.Join(", ", names.Take(5)) + (names.Count > 5 ? $", … ({names.Count} entries)" : "");
+            return $"'{path}' is a zip archive but not a PyTorch checkpoint: no data.pkl inside (entries: {(names.Count == 0 ? "none" : shown)}); " +
+                   "expected a file written by torch.save, or .safetensors";
+        }
+        catch (InvalidDataException e)
+        {
+            return $"'{path}' starts like a zip archive but cannot be read as one ({e.Message}); a truncated or corrupt download?";
+        }
     }
 
     private static bool IsZip(string path)
@@ -252,11 +312,25 @@ public static class WeightLoader
 
     private static Dictionary<string, Tensor> ReadPickle(string path)
     {
-        var table = PyTorchUnpickler.UnpickleStateDict(path);
+        IDictionary table;
+        try { table = PyTorchUnpickler.UnpickleStateDict(path); }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or InvalidCastException or KeyNotFoundException
+                                      or IndexOutOfRangeException or ArgumentException or NullReferenceException)
+        {
+            // The unpickler's own messages ("Sequence contains no matching element") say nothing about the file.
+            throw new InvalidDataException($"'{path}': data.pkl is not a PyTorch state dict this loader can read ({e.Message}); " +
+                                           "re-save it with torch.save(model.state_dict(), ...) or as .safetensors", e);
+        }
         var dict = Unwrap(table);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in dict)
             if (e.Key is string k && e.Value is Tensor t) result[k] = t;
+        if (result.Count == 0)
+        {
+            var keys = dict.Keys.Cast<object?>().Select(k => k?.ToString() ?? "None").Take(8).ToList();
+            throw new InvalidDataException($"'{path}' holds no tensors at its top level or under {string.Join("/", WrapperKeys)} " +
+                                           $"(top-level keys: {(keys.Count == 0 ? "none" : string.Join(", ", keys))})");
+        }
         return result;
     }
 

@@ -267,5 +267,12 @@ public sealed class CliTests(CliFixture fx) : IClassFixture<CliFixture>
         foreach (var (id, _) in FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable) Assert.Contains(id, output);
         Assert.Contains("256×64×64", output);
         Assert.Contains("sam_vit_b_01ec64.pth", output);
+        // the weight-free baseline that segmentation grids name is listed too
+        Assert.Contains(FairMedFM.Engine.Segmentation.OtsuBaseline.Id, output);
+        Assert.Contains("no weights needed", output);
+        // the 3-D models' reason is the missing network port, not a missing 3-D data path (volumes do run, sliced)
+        Assert.DoesNotContain("no 3D volume pipeline", output);
+        Assert.All(FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable.Where(n => n.Item1 is "sam-med3d" or "fastsam3d" or "segvol"),
+            n => Assert.Contains("3-D network is not ported", n.Item2));
     }
 }

@@ -125,7 +125,8 @@ public class ContrastiveJoinTests
         using var dir = new TestPaths.TempDir();
         var card = ModelZoo.GetCard("medclip-vit");
         Directory.CreateDirectory(Path.Combine(dir.Path, "medclip-vit"));
-        File.WriteAllBytes(Path.Combine(dir.Path, "medclip-vit", "pytorch_model.bin"), [1, 2, 3]);
+        // A well-formed torch.save file (models list checks the layout, not the keys).
+        File.Copy(Path.Combine(TestPaths.Golden("clip_vit"), "weights.pth"), Path.Combine(dir.Path, "medclip-vit", "pytorch_model.bin"));
         var a = ModelStatus.Check(card, dir.Path);
         Assert.True(a.Available);
         Assert.EndsWith("zero-shot needs medclip-vit/vocab.txt", a.Weights);

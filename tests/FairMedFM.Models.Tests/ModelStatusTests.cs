@@ -20,7 +20,9 @@ public class ModelStatusTests
             Assert.Contains("missing: expected resnet18-f37072fd.pth", missing.Weights);
             Assert.Null(missing.WeightsPath);
 
-            File.WriteAllBytes(Path.Combine(dir, "resnet18.safetensors"), new byte[16]); // an alternative name counts
+            // An alternative name counts; the file must be well-formed safetensors (its keys are checked when a cell loads it).
+            using (var t = TorchSharp.torch.zeros(2))
+                SafeTensors.Save(Path.Combine(dir, "resnet18.safetensors"), new Dictionary<string, TorchSharp.torch.Tensor> { ["fc.bias"] = t });
             var found = ModelStatus.Check(r18, dir);
             Assert.True(found.Available);
             Assert.Equal(Path.Combine(dir, "resnet18.safetensors"), found.WeightsPath);

@@ -232,9 +232,9 @@ public static class SegModelZoo
     [
         ("sam2-hiera", "SAM 2 (Hiera image encoder, memory attention, SAM2ImagePredictor): not ported; a different architecture from SAM v1 with no golden fixture here"),
         ("medsam2", "MedSAM2 (SAM 2.1 Hiera fine-tuned): needs the SAM 2 port; FairMedFM's wrapper also breaks normalised input (B20)"),
-        ("sam-med3d", "SAM-Med3D (3D ViT, 3D prompts): not implemented in the FairMedFM reference either (only an empty SAM3DWrapper stub); no 3D volume pipeline here"),
-        ("fastsam3d", "FastSAM3D (distilled 3D ViT): not implemented in the FairMedFM reference; no 3D volume pipeline here"),
-        ("segvol", "SegVol (3D ViT + CLIP text prompts): not implemented in the FairMedFM reference; no 3D volume pipeline here"),
+        ("sam-med3d", "SAM-Med3D (3D ViT, 3D prompts): not implemented in the FairMedFM reference either (only an empty SAM3DWrapper stub); the 3-D network is not ported and no golden fixture exists to verify a port against (3-D volumes do run, sliced, with the 2-D SAM family)"),
+        ("fastsam3d", "FastSAM3D (distilled 3D ViT): not implemented in the FairMedFM reference; the 3-D network is not ported and no golden fixture exists to verify a port against (3-D volumes do run, sliced, with the 2-D SAM family)"),
+        ("segvol", "SegVol (3D ViT + CLIP text prompts): not implemented in the FairMedFM reference; the 3-D network is not ported and no golden fixture exists to verify a port against (3-D volumes do run, sliced, with the 2-D SAM family)"),
     ];
 
     public static SegModelCard GetCard(string id) =>
@@ -287,7 +287,7 @@ public static class SegModelZoo
         try
         {
             var path = ResolveWeightsFile(card, weightsDir);
-            if (new FileInfo(path).Length == 0) return new(card, $"unusable: {Path.GetFileName(path)} is empty", false, null);
+            if (WeightLoader.FileProblem(path) is { } problem) return new(card, "unusable: " + problem, false, null);
             return new(card, "found: " + Path.GetFileName(path), true, path);
         }
         catch (FileNotFoundException)
