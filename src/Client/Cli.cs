@@ -97,14 +97,18 @@ public sealed class Cli
     /// Parses and runs <paramref name="args"/>. A usage error (unknown option, missing required option, invalid value) is
     /// bad input: exit 2 with the errors and a pointer to the command's help, not the whole help text.
     /// </summary>
-    public async Task<int> InvokeAsync(string[] args, InvocationConfiguration? configuration = null)
+    public async Task<int> InvokeAsync(string[] args, InvocationConfiguration? configuration = null, CancellationToken cancellationToken = default)
     {
         var root = Build();
         var pr = root.Parse(args);
         if (pr.Action is System.CommandLine.Invocation.ParseErrorAction)
         {
-            foreach (var e in pr.Errors) _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            foreach (var e in pr.Errors) _console.MarkupLine($"[red]error:[/] {Markup.Escape(InUserWords(e.Message))}");
             var command = pr.CommandResult.Command;
+            // A mistyped command ("runn") gets the nearest command, as a mistyped option gets the nearest option.
+            foreach (var t in pr.UnmatchedTokens.Where(t => !t.StartsWith('-')))
+                if (Suggest.Near(t, command.Subcommands.Select(c => c.Name).ToList()).FirstOrDefault() is { } cmd)
+                    _console.MarkupLine($"did you mean [bold]{Markup.Escape(cmd)}[/]?");
             var options = command.Options.Concat(command.Options.Count == 0 ? Array.Empty<Option>() : root.Options)
                 .SelectMany(o => o.Aliases.Prepend(o.Name)).Distinct().ToList();
             foreach (var t in pr.UnmatchedTokens.Where(t => t.StartsWith('-')))
@@ -112,8 +116,62 @@ public sealed class Cli
             _console.MarkupLine($"see: [bold]{Markup.Escape(CommandPath(pr.CommandResult))} --help[/]");
             return SweepCommands.ExitBadInput;
         }
-        return await pr.InvokeAsync(configuration ?? new InvocationConfiguration());
+        // Ctrl-C / SIGTERM are handled here rather than by System.CommandLine, so that an interruption is known for certain
+        // before the command's token is cancelled (any other cancellation is an error, not a quiet exit). A second Ctrl-C
+        // is not intercepted: it ends the process at once.
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void OnSignal(System.Runtime.InteropServices.PosixSignalContext c)
+        {
+            if (_interrupted) return;
+            _interrupted = true;
+            c.Cancel = true;
+            cts.Cancel();
+        }
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnSignal);
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnSignal);
+        configuration ??= new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        configuration.ProcessTerminationTimeout = null;
+        try
+        {
+            return await pr.InvokeAsync(configuration, cts.Token);
+        }
+        catch (OperationCanceledException) when (_interrupted || cancellationToken.IsCancellationRequested)
+        {
+            // Cells that finished are in the cache (and a cluster's ledger); running cells of a cluster sweep go on there.
+            _console.MarkupLine("[yellow]interrupted:[/] cells that finished are kept; run the same command again to go on from there " +
+                                "(a cluster sweep keeps running on its silos: fairmedfm watch/status).");
+            return ExitInterrupted;
+        }
+        catch (OperationCanceledException e)
+        {
+            // Not a user's Ctrl-C: a timeout or shutdown inside a call.
+            _console.MarkupLine($"[red]error:[/] the operation was cancelled before it finished ({Markup.Escape(e.Message)})");
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+        {
+            // An unwritable path or unreadable file that a command did not catch itself: bad input.
+            _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return SweepCommands.ExitBadInput;
+        }
     }
+
+    /// <summary>Exit code of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).</summary>
+    public const int ExitInterrupted = 130;
+
+    private volatile bool _interrupted;
+
+    /// <summary>System.CommandLine names .NET types in its parse errors ("as expected type 'System.Nullable`1[System.Double]'"):
+    /// say what kind of value the option wants instead.</summary>
+    internal static string InUserWords(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([^']*)'\.?", m =>
+        {
+            var t = m.Groups[1].Value;
+            return t.Contains("Int32") || t.Contains("Int64") ? "as a whole number."
+                : t.Contains("Double") || t.Contains("Single") || t.Contains("Decimal") ? "as a number."
+                : t.Contains("Boolean") ? "as true or false."
+                : "as a value of this option's kind.";
+        });
 
     private static string CommandPath(System.CommandLine.Parsing.CommandResult result)
     {
@@ -164,7 +222,12 @@ public sealed class Cli
                     Intersections = pr.GetValue(intersect),
                 });
                 var outPath = Path.GetFullPath(pr.GetValue(json) ?? Path.ChangeExtension(path, null) + ".metrics.json");
-                Workspace.WriteAllTextAtomic(outPath, result.ToJson());
+                if (Directory.Exists(outPath)) throw new ConfigException($"--json {outPath} is a folder; give a file name (e.g. {Path.Combine(outPath, "metrics.json")})");
+                try { Workspace.WriteAllTextAtomic(outPath, result.ToJson()); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new ConfigException($"cannot write --json {outPath}: {(e is DirectoryNotFoundException or FileNotFoundException ? "its folder does not exist or cannot be written" : e.Message)}");
+                }
                 _console.WriteLine(FairMedFM.Engine.Evaluation.PredictionsEvaluator.ToText(result));
                 _console.MarkupLine($"JSON: [link]{Markup.Escape(outPath)}[/]");
                 return 0;
@@ -180,7 +243,15 @@ public sealed class Cli
 
     private async Task<int> RunAsync(string gridPath, ParseResult pr, CancellationToken ct, string? defaultOut = null, IReadOnlyList<string>? extraModels = null)
     {
+        // An empty path ("--out ''", an unset shell variable) would reach Path.GetFullPath as a .NET message: name the option.
+        foreach (var opt in new[] { OutOpt, CardOpt, CacheOpt, WeightsOpt })
+            if (pr.GetValue(opt) is { } v && string.IsNullOrWhiteSpace(v))
+            {
+                _console.MarkupLine($"[red]error:[/] {opt.Name} needs a path (got an empty value)");
+                return 2;
+            }
         GridSpec grid;
+        bool embedded = pr.GetValue(GatewayOpt) is null && (pr.GetValue(RedisOpt) ?? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS"))) is null;
         try
         {
             grid = GridSpec.Load(gridPath);
@@ -193,8 +264,7 @@ public sealed class Cli
                 if (!grid.Models.Contains(m)) grid.Models.Add(m);
             // With the embedded silo this process reads the cards anyway (memoised): a grid none of whose cards loads is bad
             // input, reported once (exit 2) instead of once per cell. Remote silos may see other paths: they judge there.
-            if (pr.GetValue(GatewayOpt) is null && (pr.GetValue(RedisOpt) ?? NullIfEmpty(Environment.GetEnvironmentVariable("FAIRMEDFM_REDIS"))) is null)
-                grid.CheckDatasets();
+            if (embedded) grid.CheckDatasets();
         }
         catch (ConfigException e)
         {
@@ -215,6 +285,12 @@ public sealed class Cli
             _console.MarkupLine($"[red]error:[/] cannot write the output folder --out {Markup.Escape(outDir)}: {Markup.Escape(unwritable)}");
             return 2;
         }
+        // The embedded silo writes embeddings and cell results there: unwritable means every cell would fail the same way.
+        if (embedded && OutputFolder.CheckWritable(ws.CacheDir) is { } noCache)
+        {
+            _console.MarkupLine($"[red]error:[/] cannot write the cache folder --cache {Markup.Escape(ws.CacheDir)}: {Markup.Escape(noCache)}");
+            return 2;
+        }
         var cells = grid.Expand();
         _console.MarkupLine($"[bold]{Markup.Escape(grid.Name)}[/]: {cells.Count} cells = {grid.Datasets.Count} dataset(s) × {grid.Models.Count} model(s) × " +
                             $"{grid.Usages.Count} usage(s) × {grid.Methods.Count} method(s) × {grid.Attributes.Count} attribute(s) × {grid.Seeds.Count} seed(s)");
@@ -230,6 +306,8 @@ public sealed class Cli
         }
         catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
+            // Ctrl-C while connecting is an interruption (exit 130), not an unreachable cluster.
+            if (ct.IsCancellationRequested) throw new OperationCanceledException(ct);
             _console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
             return 3;
         }

@@ -1,14 +1,21 @@
-using System.CommandLine;
+using System.Runtime.InteropServices;
 using FairMedFM.Client;
 
-var cli = new Cli();
-try
+// Cli.InvokeAsync reports user errors and interruptions itself (one line, documented exit codes).
+var code = await new Cli().InvokeAsync(args);
+if (code == Cli.ExitInterrupted && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
 {
-    // Our own handler below: a user error (unwritable path, unreadable file) is one line, never a stack trace.
-    return await cli.InvokeAsync(args, new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    // After Ctrl-C a backbone forward may still be running in libtorch on a worker thread; a normal exit tears down the
+    // runtime under it (segmentation fault). Leave at once instead: every finished cell and embedding is already on disk
+    // (written atomically), exactly as after a SIGKILL, which the cache and the ledger are built to survive.
+    Console.Out.Flush();
+    Console.Error.Flush();
+    Posix.Exit(code);
 }
-catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+return code;
+
+internal static class Posix
 {
-    Console.Error.WriteLine($"error: {e.Message}");
-    return 2;
+    [DllImport("libc", EntryPoint = "_exit")]
+    internal static extern void Exit(int status);
 }

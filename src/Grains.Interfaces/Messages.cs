@@ -69,7 +69,9 @@ public sealed record CellSummary(
     [property: Id(8)] string? Error,
     [property: Id(9)] IReadOnlyDictionary<string, MetricDto> Metrics,
     [property: Id(10)] IReadOnlyList<GroupSizeDto> Groups,
-    [property: Id(11)] string? ResultFile);
+    [property: Id(11)] string? ResultFile,
+    // The card's path: two datasets that share a card name are told apart (the matrix refuses to average them together).
+    [property: Id(12)] string? Card = null);
 
 [GenerateSerializer, Immutable, Alias("fairmedfm.MatrixCellDto")]
 public sealed record MatrixCellDto(

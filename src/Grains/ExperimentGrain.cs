@@ -115,5 +115,5 @@ public sealed class ExperimentGrain(
         r.Status == "done" ? JobPhase.Done : JobPhase.Failed, r.Error,
         (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined, kv.Value.Lower, kv.Value.Upper)),
         (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSizeDto(g.Group, g.N, g.Positives, g.Negatives)).ToList(),
-        resultFile);
+        resultFile, r.Spec.Dataset);
 }

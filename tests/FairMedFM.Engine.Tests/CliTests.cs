@@ -10,7 +10,9 @@ namespace FairMedFM.Engine.Tests;
 /// <summary>Runs the `fairmedfm` command line in-process with a recording console.</summary>
 internal static class CliRunner
 {
-    public static async Task<(int Code, string Output)> Run(params string[] args)
+    public static Task<(int Code, string Output)> Run(params string[] args) => Run(CancellationToken.None, args);
+
+    public static async Task<(int Code, string Output)> Run(CancellationToken cancellation, params string[] args)
     {
         var writer = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -21,7 +23,7 @@ internal static class CliRunner
             Out = new AnsiConsoleOutput(writer),
         });
         console.Profile.Width = 240;
-        var code = await new Cli(console).InvokeAsync(args).WaitAsync(TimeSpan.FromMinutes(3));
+        var code = await new Cli(console).InvokeAsync(args, cancellationToken: cancellation).WaitAsync(TimeSpan.FromMinutes(3));
         return (code, writer.ToString());
     }
 }

@@ -56,15 +56,18 @@ public sealed record MetricsConfig
     /// <summary>Two-sided confidence level.</summary>
     public double CiLevel { get; init; } = 0.95;
 
-    public void Validate()
+    /// <param name="asFlags">Name each setting by its command-line flag (<c>--ci-level</c>, for <c>fairmedfm evaluate</c>) instead of
+    /// its grid key (<c>metrics.ci_level</c>).</param>
+    public void Validate(bool asFlags = false)
     {
-        if (Mode is not ("default" or "reference")) throw new ConfigException($"metrics.mode '{Mode}' is not one of: default, reference");
-        if (Threshold is not ("best-f1" or "youden" or "fixed" or "fixed-specificity")) throw new ConfigException($"metrics.threshold '{Threshold}' is not one of: best-f1, youden, fixed, fixed-specificity");
-        if (EceBins < 1) throw new ConfigException("metrics.ece_bins must be ≥ 1");
-        if (!(Specificity > 0 && Specificity <= 1)) throw new ConfigException($"metrics.specificity must be in (0, 1] (got {Specificity})");
-        if (Bootstrap < 0) throw new ConfigException($"metrics.bootstrap must be ≥ 0 (0 disables intervals; got {Bootstrap})");
-        if (Ci is not ("percentile" or "bca")) throw new ConfigException($"metrics.ci '{Ci}' is not one of: percentile, bca");
-        if (!(CiLevel > 0 && CiLevel < 1)) throw new ConfigException($"metrics.ci_level must be in (0, 1) (got {CiLevel})");
+        string K(string key) => asFlags ? "--" + key.Replace('_', '-') : "metrics." + key;
+        if (Mode is not ("default" or "reference")) throw new ConfigException($"{K("mode")} '{Mode}' is not one of: default, reference");
+        if (Threshold is not ("best-f1" or "youden" or "fixed" or "fixed-specificity")) throw new ConfigException($"{K("threshold")} '{Threshold}' is not one of: best-f1, youden, fixed, fixed-specificity");
+        if (EceBins < 1) throw new ConfigException($"{K("ece_bins")} must be ≥ 1 (got {EceBins})");
+        if (!(Specificity > 0 && Specificity <= 1)) throw new ConfigException($"{K("specificity")} must be in (0, 1] (got {Specificity})");
+        if (Bootstrap < 0) throw new ConfigException($"{K("bootstrap")} must be ≥ 0 (0 disables intervals; got {Bootstrap})");
+        if (Ci is not ("percentile" or "bca")) throw new ConfigException($"{K("ci")} '{Ci}' is not one of: percentile, bca");
+        if (!(CiLevel > 0 && CiLevel < 1)) throw new ConfigException($"{K("ci_level")} must be in (0, 1) (got {CiLevel})");
     }
 
     [System.Text.Json.Serialization.JsonIgnore, YamlDotNet.Serialization.YamlIgnore]

@@ -42,7 +42,25 @@ public sealed class GridSpec
         var grid = Parse(File.ReadAllText(path), path);
         grid.BaseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         grid.Validate(path);
+        grid.CheckDatasetIdentity(path);
         return grid;
+    }
+
+    /// <summary>
+    /// Two entries of <c>datasets</c> that are one file under two spellings, or two cards that share a <c>name:</c>, would be
+    /// merged into one matrix row whose spread between datasets reads as a spread over seeds: both are bad input. Only cards
+    /// this process can read are compared (a remote silo may see other paths; the matrix refuses such a clash there too).
+    /// </summary>
+    public void CheckDatasetIdentity(string sourceName = "<grid>")
+    {
+        var full = Datasets.Select(d => (Entry: d, Path: Path.GetFullPath(Path.Combine(BaseDir, d)))).ToList();
+        var twice = full.GroupBy(x => x.Path).FirstOrDefault(g => g.Count() > 1);
+        if (twice is not null)
+            throw new ConfigException($"{sourceName}: 'datasets' lists the card {twice.Key} more than once (as {string.Join(" and ", twice.Select(x => $"'{x.Entry}'"))})");
+        var named = full.Where(x => File.Exists(x.Path)).GroupBy(x => DatasetNames.Of(x.Path)).FirstOrDefault(g => g.Count() > 1);
+        if (named is not null)
+            throw new ConfigException($"{sourceName}: the dataset cards {string.Join(" and ", named.Select(x => $"'{x.Entry}'"))} {(named.Count() == 2 ? "are both" : "are all")} named '{named.Key}': " +
+                                      "results are grouped by dataset name, so give each card its own name: field");
     }
 
     public static GridSpec Parse(string text, string sourceName = "<grid>")

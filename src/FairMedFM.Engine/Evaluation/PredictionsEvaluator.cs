@@ -29,7 +29,7 @@ public sealed record EvaluateSettings
 
     public void Validate()
     {
-        new MetricsConfig { Mode = Mode, Threshold = Threshold, EceBins = EceBins, Specificity = Specificity, Bootstrap = Bootstrap, Ci = Ci, CiLevel = CiLevel }.Validate();
+        new MetricsConfig { Mode = Mode, Threshold = Threshold, EceBins = EceBins, Specificity = Specificity, Bootstrap = Bootstrap, Ci = Ci, CiLevel = CiLevel }.Validate(asFlags: true);
         if (ThresholdValue is { } t && (double.IsNaN(t) || Mode == "reference"))
             throw new ConfigException(Mode == "reference" ? "--threshold-value: reference mode chooses its threshold on the evaluated set" : "--threshold-value is NaN");
     }
@@ -143,9 +143,19 @@ public static class PredictionsEvaluator
                       (r.TrainRowsDropped > 0 ? $" ({r.TrainRowsDropped} train rows ignored)" : "") +
                       $"; mode {r.Mode}; threshold {r.ThresholdRule}" +
                       (r.Bootstrap > 0 ? string.Create(ci, $"; {r.CiLevel:P0} {r.Ci} intervals from {r.Bootstrap} resamples (stratified by group × label{(r.ClusteredByPatient ? $", clustered by {r.TestPatients} patients" : "")})") : ""));
-        string V(EvaluatedMetric m) => m.Value is { } v
-            ? v.ToString("0.0000", ci) + (m.Lower is { } lo && m.Upper is { } hi ? $" [{lo.ToString("0.0000", ci)}, {hi.ToString("0.0000", ci)}]" : "")
-            : $"undefined ({m.Undefined})";
+        bool marked = false;
+        string V(EvaluatedMetric m)
+        {
+            if (m.Value is not { } v) return $"undefined ({m.Undefined})";
+            var s = v.ToString("0.0000", ci);
+            if (m.Lower is { } lo && m.Upper is { } hi)
+            {
+                s += $" [{lo.ToString("0.0000", ci)}, {hi.ToString("0.0000", ci)}]";
+                // As in the matrix tables: an estimate outside its own percentile interval is flagged, never shown unmarked.
+                if (v < lo || v > hi) { s += " " + Reports.MatrixCell.OutsideIntervalMark; marked = true; }
+            }
+            return s;
+        }
         foreach (var a in r.Reports)
         {
             sb.AppendLine();
@@ -165,6 +175,7 @@ public static class PredictionsEvaluator
                 sb.AppendLine($"  {g.Group,-16} {g.N,6} {g.Positives,6} {g.Negatives,6}  " + string.Join("  ", vals.Select(v => v.PadRight(10))));
             }
         }
+        if (marked) sb.AppendLine().AppendLine(Reports.MatrixCell.OutsideIntervalNote);
         return sb.ToString();
     }
 }

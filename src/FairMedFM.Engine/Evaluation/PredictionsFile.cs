@@ -106,6 +106,8 @@ public sealed class Predictions
         var attrNames = columns.Attributes.Count > 0 ? columns.Attributes.ToArray()
             : Array.IndexOf(header, "group") >= 0 ? ["group"]
             : throw new DataException($"no attribute column: name one or more with --attribute; header has: {string.Join(", ", header)}", file, column: "group");
+        if (attrNames.GroupBy(a => a).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new DataException($"--attribute {twice.Key} is given more than once", file, column: twice.Key);
         var attrCols = attrNames.Select(a => Col(a, "attribute")).ToArray();
         int? patientCol = Optional(columns.Patient, "patient_id", "patient id");
         int? splitCol = Optional(columns.Split, "split", "split");

@@ -3,13 +3,14 @@ using FairMedFM.Engine.Cells;
 
 namespace FairMedFM.Engine.Reports;
 
-/// <summary>What the matrix needs of one finished cell.</summary>
+/// <summary>What the matrix needs of one finished cell. <see cref="Card"/>: the dataset card's path (null when unknown), so
+/// two cards that share a <c>name:</c> are never averaged together as if they were seeds of one dataset.</summary>
 public sealed record MatrixInput(string Dataset, string Model, string Usage, string Method, string Attribute, int Seed,
-    IReadOnlyDictionary<string, MetricEntry> Summary, IReadOnlyList<GroupSize> Groups)
+    IReadOnlyDictionary<string, MetricEntry> Summary, IReadOnlyList<GroupSize> Groups, string? Card = null)
 {
     public static MatrixInput From(CellResult r) => new(r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset), r.Spec.Model,
         r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed, r.Summary ?? new Dictionary<string, MetricEntry>(),
-        (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList());
+        (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList(), r.Spec.Dataset);
 }
 
 public sealed record GroupSize(string Group, int N, int Positives, int Negatives);
@@ -57,6 +58,13 @@ public static class FairnessMatrix
         var dict = new Dictionary<(string, string), MatrixCell>();
         foreach (var g in sel.GroupBy(c => (c.Dataset, c.Model)))
         {
+            // Several cards with one name, or two cells for one seed (e.g. a sweep extended with other settings): their spread
+            // is not a spread over seeds. The entry is undefined with the reason, never a silently averaged number.
+            if (Ambiguity(g.ToList()) is { } clash)
+            {
+                dict[g.Key] = new MatrixCell(g.Key.Dataset, g.Key.Model, null, null, 0, g.Count(), [clash], g.OrderBy(c => c.Seed).First().Groups);
+                continue;
+            }
             var values = new List<double>();
             var reasons = new List<string>();
             var lows = new List<double>(); var highs = new List<double>();
@@ -78,6 +86,17 @@ public static class FairnessMatrix
                 allIntervals ? lows.Average() : null, allIntervals ? highs.Average() : null);
         }
         return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
+    }
+
+    /// <summary>The reason a dataset × model entry cannot be aggregated over seeds, or null when it can.</summary>
+    internal static string? Ambiguity(IReadOnlyList<MatrixInput> entry)
+    {
+        var cards = entry.Select(c => c.Card).Where(c => c is not null).Distinct().ToList();
+        if (cards.Count > 1)
+            return $"AmbiguousDataset: {cards.Count} dataset cards are named '{entry[0].Dataset}' ({string.Join(", ", cards)}); give each card its own name";
+        var seed = entry.GroupBy(c => c.Seed).FirstOrDefault(s => s.Count() > 1);
+        return seed is null ? null
+            : $"AmbiguousDataset: {seed.Count()} results for seed {seed.Key} of '{entry[0].Dataset}' × {entry[0].Model} (several datasets share this name, or the sweep holds cells with other settings); give each card its own name or split the sweep";
     }
 
     /// <summary>
