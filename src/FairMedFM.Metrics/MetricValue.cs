@@ -27,6 +27,9 @@ public enum UndefinedReason
     EmptyMask,
     /// <summary>The bootstrap left the statistic undefined in every resample (or the estimate itself is undefined).</summary>
     NoDefinedResamples,
+    /// <summary>An interval cannot be had: every resample gives the same value because the strata it depends on hold a single
+    /// unit (one patient in a group), which every resample keeps as it is. A zero-width interval would claim certainty.</summary>
+    TooFewUnits,
 }
 
 /// <summary>
@@ -75,6 +78,7 @@ public readonly record struct MetricValue(double Value, UndefinedReason? Reason,
         UndefinedReason.ZeroDenominator => "zero denominator",
         UndefinedReason.EmptyMask => "empty mask",
         UndefinedReason.NoDefinedResamples => "no defined resamples",
+        UndefinedReason.TooFewUnits => "too few units to resample",
         _ => r.ToString(),
     };
 }

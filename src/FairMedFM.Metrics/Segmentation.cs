@@ -209,7 +209,8 @@ public static class SegmentationMetrics
         for (int s = 0; s < keys.Length; s++)
         {
             var est = keys[s].Group is null ? estimate.Summary[keys[s].Key] : estimate.Groups.First(g => g.Group == keys[s].Group).Mean;
-            var ci = Metrics.Bootstrap.Interval(est, self[s], Metrics.Bootstrap.Column(reps, s), jack is null ? null : Metrics.Bootstrap.Column(jack, s), options);
+            var ci = Metrics.Bootstrap.Interval(est, self[s], Metrics.Bootstrap.Column(reps, s), jack is null ? null : Metrics.Bootstrap.Column(jack, s), options,
+                resampler.SingletonStrata);
             if (keys[s].Group is null) cis[keys[s].Key] = ci; else groupCis[keys[s].Group!] = ci;
         }
         return new SegmentationBootstrapReport(estimate, cis, groupCis, options);

@@ -42,3 +42,20 @@ public sealed class IntervalMarkTests
         Assert.DoesNotContain("†", inside);
     }
 }
+
+/// <summary>A metric whose interval the bootstrap could not give (one patient in a group) says so in the tables.</summary>
+public sealed class NoIntervalTests
+{
+    [Fact]
+    public void The_matrix_says_why_an_estimate_has_no_interval()
+    {
+        var v = Metrics.MetricValue.Of(0.96);
+        var ci = Metrics.ConfidenceInterval.Undefined(Metrics.UndefinedReason.TooFewUnits, 0.95, Metrics.CiMethod.Percentile, 100, 100, "every resample gives the same value");
+        var entry = CellRunner.ToEntry(v, ci);
+        Assert.Null(entry.Lower);
+        Assert.StartsWith("no interval (TooFewUnits)", entry.Detail);
+        var input = new MatrixInput("d", "m", "seg-bbox", "erm", "sex", 0, new Dictionary<string, MetricEntry> { ["mean_dice"] = entry }, []);
+        var cell = FairnessMatrix.Build([input], "seg-bbox", "erm", "sex", "mean_dice").Cells[("d", "m")];
+        Assert.Equal("0.960 [no interval: 1 patient]", cell.Format());
+    }
+}

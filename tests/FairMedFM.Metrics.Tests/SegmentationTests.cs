@@ -164,4 +164,21 @@ public sealed class SegmentationTests
         }
         Assert.Equal(["0", "1"], r.GroupMeans.Keys.Order());
     }
+
+    [Fact]
+    public void One_patient_per_group_gives_no_interval_rather_than_a_zero_width_one()
+    {
+        // Two images per patient, one patient per group: every clustered resample redraws the same patient in each group.
+        var dice = new[] { 0.90, 0.95, 0.70, 0.80 }.Select(MetricValue.Of).ToArray();
+        string[] groups = ["F", "F", "M", "M"], patients = ["p1", "p1", "p2", "p2"];
+        var r = SegmentationMetrics.SummarizeWithIntervals(dice, groups, "dice", new BootstrapOptions(100, Seed: 1), patients);
+        Assert.False(r.Summary["delta_dice"].IsDefined);
+        Assert.Equal(UndefinedReason.TooFewUnits, r.Summary["delta_dice"].Reason);
+        Assert.Contains("single patient", r.Summary["delta_dice"].Detail);
+        Assert.Equal(UndefinedReason.TooFewUnits, r.GroupMeans["F"].Reason);
+        // Without patient ids each image is its own unit: two per group, so the intervals exist and have width.
+        var images = SegmentationMetrics.SummarizeWithIntervals(dice, groups, "dice", new BootstrapOptions(100, Seed: 1));
+        Assert.True(images.Summary["delta_dice"].IsDefined);
+        Assert.True(images.Summary["delta_dice"].Lower < images.Summary["delta_dice"].Upper);
+    }
 }

@@ -173,7 +173,8 @@ public sealed partial class CellRunner(Workspace workspace)
         if (!v.IsDefined) return new MetricEntry(null, v.Reason.ToString(), v.Detail);
         return ci is { IsDefined: true }
             ? new MetricEntry(v.Value, Detail: v.Detail ?? (ci.Detail is null ? null : "interval: " + ci.Detail), Lower: ci.Lower, Upper: ci.Upper)
-            : new MetricEntry(v.Value, Detail: v.Detail);
+            // An interval the bootstrap could not give (e.g. one patient in a group: TooFewUnits) is said, not left blank.
+            : new MetricEntry(v.Value, Detail: v.Detail ?? (ci is null ? null : $"no interval ({ci.Reason}): {ci.Detail}"));
     }
 
     private static GroupResult ToGroup(GroupReport g, IReadOnlyDictionary<string, ConfidenceInterval>? cis) =>

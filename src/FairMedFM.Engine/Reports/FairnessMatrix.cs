@@ -19,7 +19,8 @@ public sealed record GroupSize(string Group, int N, int Positives, int Negatives
 /// <see cref="Lower"/>/<see cref="Upper"/>: the bootstrap interval of a single seed, or with several seeds the mean of the
 /// per-seed bounds (null when the cells computed none).</summary>
 public sealed record MatrixCell(string Dataset, string Model, double? Mean, double? Std, int Seeds, int UndefinedSeeds,
-    IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes, double? Lower = null, double? Upper = null)
+    IReadOnlyList<string> UndefinedReasons, IReadOnlyList<GroupSize> GroupSizes, double? Lower = null, double? Upper = null,
+    string? NoInterval = null)
 {
     /// <summary>Marks an estimate that lies outside its own (percentile) interval.</summary>
     public const string OutsideIntervalMark = "†";
@@ -39,6 +40,7 @@ public sealed record MatrixCell(string Dataset, string Model, double? Mean, doub
             // A percentile interval of a max − min gap is biased upward and can miss its own estimate: flag it, never hide it.
             if (m < lo || m > hi) s += " " + OutsideIntervalMark;
         }
+        else if (NoInterval is not null) s += $" [no interval: {NoInterval}]";
         if (UndefinedSeeds > 0) s += $" ({UndefinedSeeds} undefined)";
         return s;
     }
@@ -68,12 +70,14 @@ public static class FairnessMatrix
             var values = new List<double>();
             var reasons = new List<string>();
             var lows = new List<double>(); var highs = new List<double>();
+            string? noInterval = null;
             foreach (var c in g)
             {
                 if (c.Summary.TryGetValue(metric, out var e) && e.Value is { } v)
                 {
                     values.Add(v);
                     if (e.Lower is { } lo && e.Upper is { } hi) { lows.Add(lo); highs.Add(hi); }
+                    else if (e.Detail?.StartsWith("no interval (TooFewUnits)", StringComparison.Ordinal) == true) noInterval = "1 patient";
                 }
                 else reasons.Add(c.Summary.TryGetValue(metric, out var u) ? u.Undefined ?? "missing" : "not computed");
             }
@@ -83,7 +87,7 @@ public static class FairnessMatrix
             var sizes = g.OrderBy(c => c.Seed).First().Groups;
             bool allIntervals = lows.Count > 0 && lows.Count == values.Count;
             dict[g.Key] = new MatrixCell(g.Key.Dataset, g.Key.Model, mean, std, values.Count, reasons.Count, reasons, sizes,
-                allIntervals ? lows.Average() : null, allIntervals ? highs.Average() : null);
+                allIntervals ? lows.Average() : null, allIntervals ? highs.Average() : null, allIntervals ? null : noInterval);
         }
         return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
     }

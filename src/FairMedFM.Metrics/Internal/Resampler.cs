@@ -14,6 +14,8 @@ internal sealed class Resampler
     public int Samples { get; }
     public int Units => _memberStart.Length - 1;
     public int Strata => _strata.Length;
+    /// <summary>Strata with a single unit: they are the same in every draw, so the bootstrap cannot vary them.</summary>
+    public int SingletonStrata => _strata.Count(s => s.Length == 1);
     public bool Clustered { get; }
 
     public Resampler(ReadOnlySpan<int> stratumKeyA, ReadOnlySpan<int> stratumKeyB, IReadOnlyList<string>? clusters)

@@ -40,7 +40,7 @@ public static class Bootstrap
         var estimateValues = keys.ExtractValues(estimate);
         var cis = new ConfidenceInterval[keys.Count];
         for (int s = 0; s < keys.Count; s++)
-            cis[s] = Interval(estimateValues[s], self[s], Column(reps, s), jack is null ? null : Column(jack, s), bootstrap);
+            cis[s] = Interval(estimateValues[s], self[s], Column(reps, s), jack is null ? null : Column(jack, s), bootstrap, resampler.SingletonStrata);
         return new ClassificationBootstrapReport(estimate, bootstrap, resampler.Units, resampler.Clustered, resampler.Strata, keys, cis, reps);
     }
 
@@ -88,7 +88,11 @@ public static class Bootstrap
     /// <paramref name="selfValue"/> is the same statistic from the resampling kernel at unit weights (used for BCa's z₀ so
     /// that rounding differences between the two code paths cannot move it).
     /// </summary>
-    internal static ConfidenceInterval Interval(MetricValue estimate, double selfValue, double[] replicates, double[]? jackknife, BootstrapOptions o)
+    /// <param name="singletonStrata">Strata of the resampler that hold a single unit (<see cref="Resampler.SingletonStrata"/>):
+    /// when there are any and every resample gives one value, the interval is undefined (<see cref="UndefinedReason.TooFewUnits"/>)
+    /// rather than of zero width; when the replicates still vary, the interval says that it understates the uncertainty.</param>
+    internal static ConfidenceInterval Interval(MetricValue estimate, double selfValue, double[] replicates, double[]? jackknife, BootstrapOptions o,
+        int singletonStrata = 0)
     {
         int b = replicates.Length;
         var defined = replicates.Where(x => !double.IsNaN(x)).ToArray();
@@ -97,7 +101,12 @@ public static class Bootstrap
         if (defined.Length == 0)
             return ConfidenceInterval.Undefined(UndefinedReason.NoDefinedResamples, o.Level, o.Method, b, 0, $"undefined in all {b} resamples");
         Array.Sort(defined);
+        if (singletonStrata > 0 && defined[0] == defined[^1])
+            return ConfidenceInterval.Undefined(UndefinedReason.TooFewUnits, o.Level, o.Method, b, defined.Length,
+                $"every resample gives the same value: {singletonStrata} stratum(s) (group × label) hold a single patient or sample, which every resample keeps as it is");
         string? note = defined.Length < b ? $"{b - defined.Length} of {b} resamples undefined and left out" : null;
+        if (singletonStrata > 0)
+            note = Summaries.Join(note, $"{singletonStrata} stratum(s) hold a single unit and do not vary across resamples: the interval understates the uncertainty");
         double alpha = (1 - o.Level) / 2;
         if (o.Method == CiMethod.Bca)
         {
