@@ -337,6 +337,9 @@ public sealed class Cli
             // Cells that failed with the same dataset and reason are listed once (a bad card fails every cell that uses it).
             foreach (var line in ResultWriter.FailureLines(outcome.Results))
                 _console.MarkupLine($"[red]failed[/] {Markup.Escape(line)}");
+            // A 3-D volume with no slice holding the target is reported, never dropped silently.
+            foreach (var line in ResultWriter.SkippedVolumeLines(outcome.Results))
+                _console.MarkupLine($"[yellow]skipped[/] {Markup.Escape(line)}");
             var forwards = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages - forwardsBefore;
             _console.MarkupLine($"{outcome.Results.Count - failed.Count} done, {failed.Count} failed in {sw.Elapsed.TotalSeconds:0.0} s; " +
                                 $"backbone forward passes in this process: {forwards} images" + (gateway is null && redis is null ? "" : " (remote silos not counted)"));

@@ -45,7 +45,10 @@ internal sealed class CardNode
         }
         catch (YamlException e)
         {
-            throw new DataException($"invalid YAML at line {e.Start.Line}: {e.Message}", path, inner: e);
+            // A tab in the indentation is reported at the start of its mapping (often line 1): name the tab itself.
+            if (YamlText.FirstIndentTab(text, e) is { } tab)
+                throw new DataException($"invalid YAML at line {tab.Line}, column {tab.Column}: a tab in the indentation (YAML indents with spaces only)", path, inner: e);
+            throw new DataException($"invalid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}", path, inner: e);
         }
         throw new DataException($"unknown card extension '{ext}' (use .yaml, .yml or .json)", path);
     }
@@ -160,10 +163,46 @@ internal sealed class CardMap
         return n.Text!;
     }
 
+    private HashSet<string>? _known;
+
+    /// <summary>Declares every key this map may hold, so a missing required key can point at a misspelt one.</summary>
+    public CardMap Known(IEnumerable<string> keys)
+    {
+        _known = new HashSet<string>(keys, StringComparer.Ordinal);
+        return this;
+    }
+
+    /// <summary>
+    /// A required key is missing: the error names it and, when the map holds an unknown key spelt nearly like it
+    /// (<c>path_colum</c>), that key with its line — the typo is usually the reason the required key is "missing".
+    /// </summary>
+    public DataException Missing(string key, string reason = "required field is missing")
+    {
+        foreach (var e in _node.Entries)
+        {
+            if (e.Key == key || _used.Contains(e.Key) || (_known?.Contains(e.Key) ?? false)) continue;
+            if (EditDistance(e.Key.ToLowerInvariant(), key) <= Math.Max(2, key.Length / 3))
+                return Error(key, $"{reason}; unknown field '{Path(e.Key)}'" + (e.Value.Line > 0 ? $" (line {e.Value.Line})" : "") +
+                                  $" — did you mean '{key}'?");
+        }
+        return Error(key, reason);
+    }
+
+    internal static int EditDistance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        for (int j = 1; j <= b.Length; j++)
+            d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+
     public string ReqString(string key)
     {
         var s = OptString(key);
-        if (s is null) throw Error(key, "required field is missing");
+        if (s is null) throw Missing(key);
         if (s.Length == 0) throw Error(key, "must not be empty");
         return s;
     }

@@ -52,7 +52,7 @@ public sealed class DatasetCard
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new DataException($"cannot read dataset card: {e.Message}", full, inner: e); }
 
-        var root = new CardMap(CardNode.Parse(full, text), full, "");
+        var root = new CardMap(CardNode.Parse(full, text), full, "").Known(RootKeys);
         // Optional 'task' (absent = classification); segmentation cards have their own loader and keys.
         if (root.OptString("task") is { } task && task != "classification")
             throw root.Error("task", task == Segmentation.SegmentationCard.TaskName
@@ -61,7 +61,7 @@ public sealed class DatasetCard
         var dir = System.IO.Path.GetDirectoryName(full)!;
         string Resolve(string p) => System.IO.Path.GetFullPath(System.IO.Path.Combine(dir, p));
 
-        var labelMap = root.OptMap("label") ?? throw root.Error("label", "required field is missing");
+        var labelMap = root.OptMap("label") ?? throw root.Missing("label", "required field is missing");
         var card = new DatasetCard
         {
             Name = root.ReqString("name"),
@@ -274,6 +274,16 @@ public sealed class AttributeSpec
     public string? LabelHigh { get; init; }
     public IReadOnlyList<double>? Edges { get; init; }
     public IReadOnlyList<string>? BinLabels { get; init; }
+    /// <summary>
+    /// True when the attribute describes the patient and must be the same on all of a patient's rows (checked at load;
+    /// a contradiction is an error naming the patient and both rows). Card key <c>per_patient</c>; default true for
+    /// categorical attributes (sex, race), false for threshold and bins (age changes between visits).
+    /// Not part of the semantic hash: it only decides what is checked.
+    /// </summary>
+    public bool? PerPatient { get; init; }
+
+    /// <summary><see cref="PerPatient"/> with its default applied.</summary>
+    public bool IsPerPatient => PerPatient ?? Kind == AttributeKind.Categorical;
 
     private IReadOnlyList<string>? _groupLabels;
 
@@ -329,6 +339,7 @@ public sealed class AttributeSpec
 
     internal static AttributeSpec Read(CardMap m)
     {
+        m.Known(new[] { "name", "column", "kind", "missing", "per_patient" }.Concat(KindKeys.Values.SelectMany(k => k)));
         var name = m.ReqString("name");
         var column = m.ReqString("column");
         var kindText = m.ReqString("kind");
@@ -345,7 +356,7 @@ public sealed class AttributeSpec
         {
             case AttributeKind.Categorical:
             {
-                var mapNode = m.OptMap("map") ?? throw m.Error("map", "required field is missing for a categorical attribute");
+                var mapNode = m.OptMap("map") ?? throw m.Missing("map", "required field is missing for a categorical attribute");
                 var pairs = new List<KeyValuePair<string, string>>();
                 foreach (var (k, v) in mapNode.Entries)
                 {
@@ -360,7 +371,7 @@ public sealed class AttributeSpec
                 spec = new AttributeSpec
                 {
                     Name = name, Column = column, Kind = kind, Missing = missing,
-                    Threshold = m.OptDouble("threshold") ?? throw m.Error("threshold", "required field is missing for a threshold attribute"),
+                    Threshold = m.OptDouble("threshold") ?? throw m.Missing("threshold", "required field is missing for a threshold attribute"),
                     LabelLow = m.OptString("label_low"), LabelHigh = m.OptString("label_high"),
                 };
                 break;
@@ -368,15 +379,29 @@ public sealed class AttributeSpec
                 spec = new AttributeSpec
                 {
                     Name = name, Column = column, Kind = kind, Missing = missing,
-                    Edges = m.OptDoubleList("edges") ?? throw m.Error("edges", "required field is missing for a bins attribute"),
+                    Edges = m.OptDoubleList("edges") ?? throw m.Missing("edges", "required field is missing for a bins attribute"),
                     BinLabels = m.OptStringList("labels"),
                 };
                 break;
         }
+        if (m.OptString("per_patient") is { } pp)
+            spec = CopyWithPerPatient(spec, pp switch
+            {
+                "true" or "True" or "TRUE" => true,
+                "false" or "False" or "FALSE" => false,
+                _ => throw m.Error("per_patient", $"expected true or false, got '{pp}'"),
+            });
         foreach (var k in KindKeys[kind]) m.Get(k);
         m.RejectUnknown($"a {kindText} attribute");
         return spec;
     }
+
+    private static AttributeSpec CopyWithPerPatient(AttributeSpec a, bool perPatient) => new()
+    {
+        Name = a.Name, Column = a.Column, Kind = a.Kind, Map = a.Map, Missing = a.Missing, Other = a.Other,
+        Threshold = a.Threshold, LabelLow = a.LabelLow, LabelHigh = a.LabelHigh, Edges = a.Edges, BinLabels = a.BinLabels,
+        PerPatient = perPatient,
+    };
 
     public void Validate(string file, string field)
     {
@@ -469,7 +494,7 @@ public sealed class IntersectionSpec
         var x = new IntersectionSpec
         {
             Name = m.ReqString("name"),
-            Of = m.OptStringList("of") ?? throw m.Error("of", "required field is missing"),
+            Of = m.OptStringList("of") ?? throw m.Missing("of", "required field is missing"),
         };
         m.RejectUnknown("an intersection");
         return x;
@@ -485,8 +510,8 @@ public sealed class NormalizationSpec
 
     internal static NormalizationSpec Read(CardMap m)
     {
-        var mean = m.OptDoubleList("mean") ?? throw m.Error("mean", "required field is missing");
-        var std = m.OptDoubleList("std") ?? throw m.Error("std", "required field is missing");
+        var mean = m.OptDoubleList("mean") ?? throw m.Missing("mean", "required field is missing");
+        var std = m.OptDoubleList("std") ?? throw m.Missing("std", "required field is missing");
         m.RejectUnknown("normalization");
         // One value means "the same for R, G and B" (grey-scale datasets).
         static float[] Expand(List<double> v) => v.Count == 1 ? new[] { (float)v[0], (float)v[0], (float)v[0] } : v.Select(d => (float)d).ToArray();
@@ -548,8 +573,8 @@ public sealed class ZeroShotSpec
             throw m.Error("preset", $"unknown FairMedFM data set '{name}' (known: {string.Join(", ", FairMedFMPresets.Keys)})");
         var z = new ZeroShotSpec
         {
-            TextTemplate = m.OptString("text_template") ?? preset?.TextTemplate ?? throw m.Error("text_template", "required field is missing (or give a preset)"),
-            ClassNames = m.OptStringList("class_names") ?? preset?.ClassNames ?? throw m.Error("class_names", "required field is missing (or give a preset)"),
+            TextTemplate = m.OptString("text_template") ?? preset?.TextTemplate ?? throw m.Missing("text_template", "required field is missing (or give a preset)"),
+            ClassNames = m.OptStringList("class_names") ?? preset?.ClassNames ?? throw m.Missing("class_names", "required field is missing (or give a preset)"),
         };
         m.RejectUnknown("zero_shot");
         return z;

@@ -78,6 +78,8 @@ public sealed class LoadedDataset
         var interLabels = card.Intersections.Select(x => card.GroupLabels(x.Name)).ToArray();
 
         var samples = new List<Sample>(rows.Count);
+        var seenImages = new Dictionary<string, (int Row, string Rel)>(StringComparer.Ordinal);
+        var perPatient = new PatientAttributeCheck(card.Attributes, csvPath);
         for (int r = 0; r < rows.Count; r++)
         {
             int rowNo = r + 1;
@@ -85,6 +87,10 @@ public sealed class LoadedDataset
             var rel = f[pathCol].Trim();
             if (rel.Length == 0) throw new DataException("empty image path", csvPath, rowNo, card.PathColumn);
             var abs = Path.GetFullPath(Path.Combine(imageRoot, rel));
+            // One image, one row: a repeat would be scored twice and, under another patient or label, leak across splits.
+            if (seenImages.TryGetValue(abs, out var prev))
+                throw new DataException(DuplicateImage(prev.Row, prev.Rel, rowNo, rel), csvPath, rowNo, card.PathColumn);
+            seenImages[abs] = (rowNo, rel);
             guard.Check(abs, "image", csvPath, rowNo, card.PathColumn);
             if (!File.Exists(abs))
                 throw new DataException($"image file not found: '{abs}'", csvPath, rowNo, card.PathColumn);
@@ -107,6 +113,7 @@ public sealed class LoadedDataset
                 groups[x.Name] = g;
                 codes[x.Name] = IndexOf(interLabels[i], g);
             }
+            if (patientCol is not null) perPatient.Add(patient, rowNo, f, attrCols, groups);
             samples.Add(new Sample
             {
                 Index = r, ImagePath = abs, RelativePath = rel, PatientId = patient, Label = label,
@@ -148,6 +155,11 @@ public sealed class LoadedDataset
             ImagesHashed = hashImages, ImageHashes = imageHashes,
         };
     }
+
+    /// <summary>"rows 2 and 250 both name image 'images/x.png' …" (with the other spelling when the paths differ only by normalisation).</summary>
+    internal static string DuplicateImage(int firstRow, string firstRel, int row, string rel) =>
+        $"rows {firstRow} and {row} both name image '{rel}'" + (firstRel == rel ? "" : $" (row {firstRow} writes it '{firstRel}')") +
+        ": an image is listed twice; each image must be one row (a repeat is scored twice and, under another patient or label, leaks across the train/validation/test split)";
 
     private static int IndexOf(IReadOnlyList<string> list, string value)
     {

@@ -155,7 +155,7 @@ public class DatasetTests(NihFixture nih) : IClassFixture<NihFixture>
     public void MissingImageNamesPathAndRow()
     {
         using var t = new TempDir();
-        var e = LoadError(t, Rows("images/00000001_000.png,p1,50,M,1,a", "images/00000001_000.png,p1,50,M,1,a", "images/missing.png,p9,50,M,1,a"));
+        var e = LoadError(t, Rows("images/00000001_000.png,p1,50,M,1,a", "images/00000001_001.png,p1,50,M,1,a", "images/missing.png,p9,50,M,1,a"));
         Assert.Equal(3, e.Row);
         Assert.Equal("path", e.Column);
         Assert.Contains(Path.Combine(t.Path, "images", "missing.png"), e.Message);

@@ -62,14 +62,14 @@ public sealed class SegmentationCard
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new DataException($"cannot read dataset card: {e.Message}", full, inner: e); }
 
-        var root = new CardMap(CardNode.Parse(full, text), full, "");
+        var root = new CardMap(CardNode.Parse(full, text), full, "").Known(RootKeys);
         var task = root.OptString("task");
-        if (task is null) throw root.Error("task", $"required field is missing: a segmentation card says 'task: {TaskName}'");
+        if (task is null) throw root.Missing("task", $"required field is missing: a segmentation card says 'task: {TaskName}'");
         if (task != TaskName) throw root.Error("task", $"is '{task}'; this loader reads '{TaskName}' cards (classification cards: DatasetCard.Load)");
         var dir = System.IO.Path.GetDirectoryName(full)!;
         string Resolve(string p) => System.IO.Path.GetFullPath(System.IO.Path.Combine(dir, p));
         var dataRoot = Resolve(root.ReqString("data_root"));
-        var targetMap = root.OptMap("target") ?? throw root.Error("target", "required field is missing (target: {label_value: N})");
+        var targetMap = root.OptMap("target") ?? throw root.Missing("target", "required field is missing (target: {label_value: N})");
         var card = new SegmentationCard
         {
             Name = root.ReqString("name"),
@@ -190,7 +190,7 @@ public sealed class SegmentationTarget
 
     internal static SegmentationTarget Read(CardMap m)
     {
-        var raw = m.OptString("label_value") ?? throw m.Error("label_value", "required field is missing (the integer label value of the class to segment, FairMedFM's pos_class)");
+        var raw = m.OptString("label_value") ?? throw m.Missing("label_value", "required field is missing (the integer label value of the class to segment, FairMedFM's pos_class)");
         if (!int.TryParse(raw.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
             throw m.Error("label_value", $"expected an integer label value, got '{raw}'");
         var t = new SegmentationTarget { LabelValue = v, Name = m.OptString("name") };
@@ -201,6 +201,8 @@ public sealed class SegmentationTarget
     public void Validate(string file, string field)
     {
         if (LabelValue == 0) throw new DataException("label value 0 is the background; choose the class to segment", file, field: field + ".label_value");
+        if (LabelValue < 0)
+            throw new DataException($"label value {LabelValue} is impossible: label values are non-negative integers (1..255 in 8-bit PNG label maps; larger ones only in NIfTI label volumes)", file, field: field + ".label_value");
         if (Name is not null && string.IsNullOrWhiteSpace(Name)) throw new DataException("must not be empty", file, field: field + ".name");
     }
 }

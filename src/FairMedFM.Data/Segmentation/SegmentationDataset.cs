@@ -26,6 +26,8 @@ public sealed class SegSample
     public required string LabelPath { get; init; }
     /// <summary>The image column's value as written in the CSV.</summary>
     public required string RelativeImagePath { get; init; }
+    /// <summary>The label column's value as written in the CSV.</summary>
+    public string RelativeLabelPath { get; init; } = "";
     public required string PatientId { get; init; }
     /// <summary>Volume the sample belongs to (a 2-D row is its own volume unless the card names a volume id column).</summary>
     public required string VolumeId { get; init; }
@@ -160,7 +162,8 @@ public sealed class SegmentationDataset
         var samples = new List<SegSample>();
         var skipped = new List<SkippedVolume>();
         var fileHashes = hashFiles ? new List<string>() : null;
-        var seenImages = new Dictionary<string, int>(StringComparer.Ordinal);
+        var seenImages = new Dictionary<string, (int Row, string Rel)>(StringComparer.Ordinal);
+        var perPatient = new PatientAttributeCheck(card.Attributes, csvPath);
         var seenSlices = new Dictionary<(string, int), int>();
         for (int r = 0; r < rows.Count; r++)
         {
@@ -174,10 +177,11 @@ public sealed class SegmentationDataset
             }
             var relImg = RelPath(imgCol, card.ImageColumn, "image");
             var relLbl = RelPath(lblCol, card.LabelColumn, "label");
-            if (seenImages.TryGetValue(relImg, out var prev))
-                throw new DataException($"image '{relImg}' is listed twice (also data row {prev})", csvPath, rowNo, card.ImageColumn);
-            seenImages[relImg] = rowNo;
             var absImg = Path.GetFullPath(Path.Combine(root, relImg));
+            // Compared after normalisation (image/./a.png is image/a.png): one image, one row.
+            if (seenImages.TryGetValue(absImg, out var prev))
+                throw new DataException(LoadedDataset.DuplicateImage(prev.Row, prev.Rel, rowNo, relImg), csvPath, rowNo, card.ImageColumn);
+            seenImages[absImg] = (rowNo, relImg);
             var absLbl = Path.GetFullPath(Path.Combine(root, relLbl));
             guard.Check(absImg, "image", csvPath, rowNo, card.ImageColumn);
             guard.Check(absLbl, "label map", csvPath, rowNo, card.LabelColumn);
@@ -202,6 +206,7 @@ public sealed class SegmentationDataset
                 groups[x.Name] = g;
                 codes[x.Name] = IndexOf(interLabels[i], g);
             }
+            if (patCol is not null) perPatient.Add(patient, rowNo, f, attrCols, groups);
 
             bool imgVol = IsNifti(relImg), lblVol = IsNifti(relLbl);
             if (imgVol != lblVol)
@@ -214,6 +219,10 @@ public sealed class SegmentationDataset
 
             if (!imgVol)
             {
+                // 2-D label maps are 8-bit PNGs (16-bit ones are refused when decoded): a larger value can never occur.
+                if (card.Target.LabelValue > 255)
+                    throw new DataException($"target.label_value {card.Target.LabelValue} cannot occur in the 8-bit label map '{relLbl}' (values 0..255; store larger label values as NIfTI)",
+                        csvPath, rowNo, card.LabelColumn);
                 string volumeId = relImg;
                 int? slice = null;
                 if (volCol is { } vc)
@@ -231,7 +240,7 @@ public sealed class SegmentationDataset
                 samples.Add(new SegSample
                 {
                     Index = samples.Count, Id = relImg, Row = rowNo, ImagePath = absImg, LabelPath = absLbl,
-                    RelativeImagePath = relImg, PatientId = patient, VolumeId = volumeId, SliceIndex = slice,
+                    RelativeImagePath = relImg, RelativeLabelPath = relLbl, PatientId = patient, VolumeId = volumeId, SliceIndex = slice,
                     Groups = groups, GroupCodes = codes,
                 });
                 continue;
@@ -260,7 +269,7 @@ public sealed class SegmentationDataset
                 samples.Add(new SegSample
                 {
                     Index = samples.Count, Id = $"{relImg}#axis{card.Slicing.Axis}/{k}", Row = rowNo, ImagePath = absImg,
-                    LabelPath = absLbl, RelativeImagePath = relImg, PatientId = patient, VolumeId = relImg, SliceIndex = k,
+                    LabelPath = absLbl, RelativeImagePath = relImg, RelativeLabelPath = relLbl, PatientId = patient, VolumeId = relImg, SliceIndex = k,
                     SliceAxis = card.Slicing.Axis, Groups = groups, GroupCodes = codes,
                 });
         }
@@ -373,7 +382,33 @@ public sealed class SegmentationDataset
         }
         var mask = labels.MaskOf(Card.Target.LabelValue);
         var prompts = PromptGenerator.FromMask(mask, labels.Width, labels.Height, runSeed, s.Id, centerRule);
+        if (prompts.SkipReason == PromptSkipReason.EmptyMask)
+            // Name the label file (where the value is missing), not only the image the sample id names.
+            prompts = MaskPrompts.Skip(PromptSkipReason.EmptyMask, s.FromVolume
+                ? $"skipped: empty mask (label value {Card.Target.LabelValue} does not occur in slice {s.SliceIndex} along axis {s.SliceAxis} of label volume '{s.RelativeLabelPath}')"
+                : $"skipped: empty mask (label value {Card.Target.LabelValue} does not occur in label map '{s.RelativeLabelPath}' of image '{s.RelativeImagePath}')",
+                prompts.Width, prompts.Height);
         return new SegmentationItem { Sample = s, Image = image, Labels = labels, Mask = mask, TargetValue = Card.Target.LabelValue, Prompts = prompts };
+    }
+
+    /// <summary>
+    /// The label values (other than 0) that occur in the dataset's label files, and how many label files were read: what
+    /// a cell reports when the target value occurs nowhere ("label value 7 occurs in none of the 46 label maps; values
+    /// present: 1, 2"). Reads every label file once.
+    /// </summary>
+    public (SortedSet<int> Values, int Files) LabelValuesPresent(CancellationToken ct = default)
+    {
+        var values = new SortedSet<int>();
+        var files = Samples.Select(s => (s.LabelPath, s.Row, s.FromVolume)).DistinctBy(x => x.LabelPath).ToList();
+        foreach (var (path, row, volume) in files)
+        {
+            ct.ThrowIfCancellationRequested();
+            int[] labels;
+            try { labels = volume ? Nifti.Read(path).ReadLabels() : SegImaging.DecodeLabelMap(path).Values; }
+            catch (DataException e) { throw new DataException(e.Message, Card.MetadataCsv, row, Card.LabelColumn, inner: e); }
+            foreach (var v in labels) if (v != 0) values.Add(v);
+        }
+        return (values, files.Count);
     }
 
     private (byte[] Image, int[] Labels, int[] Shape) Volume(SegSample s)

@@ -47,22 +47,39 @@ public sealed record SyntheticSegOptions
     public string EffectiveName => Name.Length > 0 ? Name
         : Dimensionality == SyntheticDimensionality.TwoD ? "synthetic_seg2d" : "synthetic_seg3d";
 
-    public void Validate()
+    /// <summary>Upper limits, so that sizes stay within memory and 32-bit pixel indices: 2-D side ≤ 4096 px; 3-D side
+    /// ≤ 1024 voxels and ≤ 67,108,864 voxels in all (e.g. 512×512×256); ≤ 100,000 patients, ≤ 1,000 items per patient and
+    /// ≤ 100,000 items in all.</summary>
+    public const int MaxImageSize = 4096, MaxVolumeSide = 1024, MaxVolumeVoxels = 1 << 26, MaxPatients = 100_000,
+        MaxItemsPerPatient = 1000, MaxItems = 100_000;
+
+    /// <param name="name">Maps a property name (Patients, ItemsPerPatient, ImageSize, VolumeShape, AffectedSex,
+    /// ContrastFactor, SizeFactor, NoiseFactor, Name) to the word the caller's user knows (a CLI flag); identity when null.</param>
+    public void Validate(Func<string, string>? name = null)
     {
-        if (Patients < 1) throw new ArgumentException("Patients must be at least 1");
-        if (ItemsPerPatient < 1) throw new ArgumentException("ItemsPerPatient must be at least 1");
-        if (ImageSize < 16) throw new ArgumentException("ImageSize must be at least 16");
-        if (VolumeShape is not { Length: 3 } || VolumeShape.Take(2).Any(s => s < 16) || VolumeShape[2] < 4)
-            throw new ArgumentException("VolumeShape must be 3 sizes, in-plane at least 16, slices at least 4");
-        if (VoxelSpacing is not { Length: 3 } || VoxelSpacing.Any(s => !(s > 0) || !double.IsFinite(s)))
+        string N(string property) => name?.Invoke(property) ?? property;
+        if (Patients is < 1 or > MaxPatients) throw new ArgumentException($"{N("Patients")} must be from 1 to {MaxPatients:N0}, got {Patients}");
+        if (ItemsPerPatient is < 1 or > MaxItemsPerPatient) throw new ArgumentException($"{N("ItemsPerPatient")} must be from 1 to {MaxItemsPerPatient:N0}, got {ItemsPerPatient}");
+        if ((long)Patients * ItemsPerPatient > MaxItems)
+            throw new ArgumentException($"{N("Patients")} × {N("ItemsPerPatient")} = {(long)Patients * ItemsPerPatient:N0} items; at most {MaxItems:N0}");
+        if (ImageSize is < 16 or > MaxImageSize) throw new ArgumentException($"{N("ImageSize")} must be from 16 to {MaxImageSize} pixels, got {ImageSize}");
+        if (VolumeShape is not { Length: 3 } || VolumeShape.Take(2).Any(v => v < 16) || VolumeShape[2] < 4)
+            throw new ArgumentException($"{N("VolumeShape")} must be 3 sizes, in-plane at least 16, slices at least 4");
+        if (VolumeShape.Any(v => v > MaxVolumeSide) || (long)VolumeShape[0] * VolumeShape[1] * VolumeShape[2] > MaxVolumeVoxels)
+            throw new ArgumentException($"{N("VolumeShape")} {string.Join(",", VolumeShape)} is too large: at most {MaxVolumeSide} per side and {MaxVolumeVoxels:N0} voxels in all (e.g. 512,512,256)");
+        if (VoxelSpacing is not { Length: 3 } || VoxelSpacing.Any(v => !(v > 0) || !double.IsFinite(v)))
             throw new ArgumentException("VoxelSpacing must be 3 positive numbers");
-        if (AffectedSex is not ("F" or "M")) throw new ArgumentException("AffectedSex must be F or M");
-        if (!(ContrastFactor > 0) || !(SizeFactor > 0) || !(NoiseFactor > 0) || SizeFactor > 1.5)
-            throw new ArgumentException("factors must be positive (SizeFactor at most 1.5, so lesions stay inside organs)");
+        if (AffectedSex is not ("F" or "M")) throw new ArgumentException($"{N("AffectedSex")} must be F or M, got '{AffectedSex}'");
+        if (!(ContrastFactor > 0) || !double.IsFinite(ContrastFactor)) throw new ArgumentException($"{N("ContrastFactor")} must be a positive number");
+        if (!(SizeFactor > 0) || SizeFactor > 1.5) throw new ArgumentException($"{N("SizeFactor")} must be positive and at most 1.5 (so lesions stay inside organs)");
+        if (!(NoiseFactor > 0) || !double.IsFinite(NoiseFactor)) throw new ArgumentException($"{N("NoiseFactor")} must be a positive number");
         if (EffectiveName.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or ':' or '#'))
-            throw new ArgumentException("Name must not contain spaces, quotes, ':' or '#'");
+            throw new ArgumentException($"{N("Name")} must not contain spaces, quotes, ':' or '#'");
     }
 }
+
+/// <summary>The output folder holds files synth-seg did not write (refused without force).</summary>
+public sealed class SyntheticOutputFolderException(string message) : Exception(message);
 
 /// <summary>What <see cref="SyntheticSegmentation.Generate"/> wrote.</summary>
 public sealed record SyntheticSegResult(string Folder, string CardPath, string MetadataCsv, int Rows, int Patients, int TargetLabel);
@@ -80,14 +97,29 @@ public static class SyntheticSegmentation
     public const int OrganLabel = 1;
     public const int LesionLabel = 2;
 
-    /// <summary>Generates into <paramref name="folder"/> (created; existing files of the same names are overwritten).</summary>
-    public static SyntheticSegResult Generate(string folder, SyntheticSegOptions? options = null)
+    /// <summary>
+    /// Written first into every output folder: it marks the folder as synth-seg's and lists the files written, so a rerun
+    /// removes exactly its own previous output (no stale images of patients that are gone) and nothing else.
+    /// </summary>
+    public const string MarkerFile = ".synth-seg-files";
+
+    /// <summary>
+    /// Generates into <paramref name="folder"/>: created when missing; when it holds synth-seg's own previous output (its
+    /// <see cref="MarkerFile"/>), that output is removed first. Any other non-empty folder is refused (the user's own
+    /// metadata.csv or card.yaml would be overwritten) unless <paramref name="force"/>, which overwrites files of the same
+    /// names and leaves the rest.
+    /// </summary>
+    public static SyntheticSegResult Generate(string folder, SyntheticSegOptions? options = null, bool force = false)
     {
         var o = options ?? SyntheticSegOptions.Default2D;
         o.Validate();
         var root = Path.GetFullPath(folder);
+        var planned = PlannedFiles(o);
+        PrepareFolder(root, force);
         Directory.CreateDirectory(Path.Combine(root, "image"));
         Directory.CreateDirectory(Path.Combine(root, "label"));
+        File.WriteAllText(Path.Combine(root, MarkerFile),
+            "# written by fairmedfm synth-seg; the files below are removed when it writes into this folder again\n" + string.Join("\n", planned) + "\n");
 
         var csv = new StringBuilder("index,imagePath,labelPath,patient_id,sex,sexBinary,age\n");
         int row = 0;
@@ -162,6 +194,45 @@ public static class SyntheticSegmentation
         };
         File.WriteAllText(Path.Combine(root, "synthetic.json"), meta.ToJsonString(IndentedJson) + "\n");
         return new SyntheticSegResult(root, cardPath, csvPath, row, o.Patients, LesionLabel);
+    }
+
+    /// <summary>Every file <see cref="Generate"/> writes for <paramref name="o"/>, relative to the folder.</summary>
+    private static List<string> PlannedFiles(SyntheticSegOptions o)
+    {
+        var ext = o.Dimensionality == SyntheticDimensionality.TwoD ? ".png" : ".nii.gz";
+        var files = new List<string> { "metadata.csv", "card.yaml", "synthetic.json" };
+        for (int p = 0; p < o.Patients; p++)
+            for (int k = 0; k < o.ItemsPerPatient; k++)
+            {
+                files.Add($"image/P{p:D4}_{k:D2}{ext}");
+                files.Add($"label/P{p:D4}_{k:D2}{ext}");
+            }
+        return files;
+    }
+
+    /// <summary>Refuses a foreign non-empty folder (unless forced) and removes synth-seg's own previous output.</summary>
+    private static void PrepareFolder(string root, bool force)
+    {
+        if (File.Exists(root)) throw new IOException($"'{root}' is a file, not a folder");
+        if (!Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any()) return;
+        var marker = Path.Combine(root, MarkerFile);
+        if (!File.Exists(marker))
+        {
+            if (force) return;
+            throw new SyntheticOutputFolderException(
+                $"folder '{root}' is not empty and was not written by synth-seg (no {MarkerFile} in it); its metadata.csv, card.yaml, " +
+                "image/ and label/ files would be overwritten. Choose a new or empty folder, or pass --force to write into it anyway");
+        }
+        foreach (var line in File.ReadAllLines(marker))
+        {
+            var rel = line.Trim();
+            if (rel.Length == 0 || rel.StartsWith('#')) continue;
+            var path = Path.GetFullPath(Path.Combine(root, rel));
+            // Only files inside the folder, whatever the marker says.
+            if (!path.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal)) continue;
+            if (File.Exists(path)) File.Delete(path);
+        }
+        File.Delete(marker);
     }
 
     private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);

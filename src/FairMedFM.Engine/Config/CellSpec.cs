@@ -24,6 +24,9 @@ public sealed record TrainingConfig
     /// <summary>"val-loss" (best validation loss, default) or "last" (the reference keeps the last epoch).</summary>
     public string Selection { get; init; } = "val-loss";
 
+    public static readonly string[] Optimizers = { "sgd", "adamw" };
+    public static readonly string[] Selections = { "val-loss", "last" };
+
     public void Validate()
     {
         if (Epochs < 1) throw new ConfigException("training.epochs must be ≥ 1");
@@ -55,6 +58,10 @@ public sealed record MetricsConfig
     public string Ci { get; init; } = "percentile";
     /// <summary>Two-sided confidence level.</summary>
     public double CiLevel { get; init; } = 0.95;
+
+    public static readonly string[] Modes = { "default", "reference" };
+    public static readonly string[] Thresholds = { "best-f1", "youden", "fixed", "fixed-specificity" };
+    public static readonly string[] Cis = { "percentile", "bca" };
 
     /// <param name="asFlags">Name each setting by its command-line flag (<c>--ci-level</c>, for <c>fairmedfm evaluate</c>) instead of
     /// its grid key (<c>metrics.ci_level</c>).</param>

@@ -31,6 +31,25 @@ public sealed class GridSpec
     /// <summary>lp (linear probe), clip-zs (zero-shot), clip-adapt (trained class prototypes), lora (LoRA + head): see Usages/.</summary>
     public static readonly string[] KnownUsages = { "lp", "clip-zs", "clip-adapt", "lora" };
     public static readonly string[] KnownMethods = { "erm" };
+    public static readonly string[] KnownNormalizations = { "model", "dataset" };
+
+    /// <summary>
+    /// Why <paramref name="name"/> cannot be the grid's name, or null when it can. The name becomes the output folder
+    /// (<c>out/&lt;name&gt;</c>, whose cells/ a rerun cleans), so it must be one plain folder name: letters, digits,
+    /// '.', '_' and '-', starting with a letter or digit, at most 100 characters — no path separator, no "..".
+    /// </summary>
+    public static string? NameProblem(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name)) return "'name' must not be empty";
+        if (name.Contains('/') || name.Contains('\\'))
+            return $"'name' '{name}' contains a path separator; the name becomes the output folder out/<name>, so give a plain folder name (letters, digits, '.', '_', '-'; --out chooses another place)";
+        if (name.Contains(".."))
+            return $"'name' '{name}' contains '..'; the name becomes the output folder out/<name>, so give a plain folder name (letters, digits, '.', '_', '-')";
+        if (name.Length > 100) return $"'name' is {name.Length} characters long; at most 100 (it becomes a folder name)";
+        if (!char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            return $"'name' '{name}' is not a safe folder name: use letters, digits, '.', '_' and '-', starting with a letter or digit";
+        return null;
+    }
 
     /// <summary>Classification usages (<see cref="KnownUsages"/>) followed by the segmentation usages (seg-center, seg-rand,
     /// seg-rands, seg-bbox: zero-shot prompted segmentation on a <c>task: segmentation</c> card, see Segmentation/).</summary>
@@ -89,7 +108,7 @@ public sealed class GridSpec
         void Need(List<string>? xs, string key) { if (xs is null || xs.Count == 0) throw new ConfigException($"{sourceName}: '{key}' must list at least one entry"); }
         Need(Datasets, "datasets"); Need(Models, "models"); Need(Usages, "usages"); Need(Methods, "methods"); Need(Attributes, "attributes");
         if (Seeds is null || Seeds.Count == 0) throw new ConfigException($"{sourceName}: 'seeds' must list at least one seed");
-        if (string.IsNullOrWhiteSpace(Name)) throw new ConfigException($"{sourceName}: 'name' must not be empty");
+        if (NameProblem(Name ?? "") is { } nameProblem) throw new ConfigException($"{sourceName}: {nameProblem}");
         // A repeated entry would be one cell counted twice: say so rather than silently running fewer cells.
         void Unique<T>(IEnumerable<T> xs, string key)
         {
@@ -101,7 +120,7 @@ public sealed class GridSpec
         void NotNull(object? value, string key) { if (value is null) throw new ConfigException($"{sourceName}: '{key}' has no value (give its settings or leave the key out)"); }
         NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
         foreach (var u in Usages) if (!AllUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", AllUsages)})");
-        if (Normalization is not ("model" or "dataset")) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
+        if (!KnownNormalizations.Contains(Normalization)) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
         try { Training.Validate(); Metrics.Validate(); Split.Validate(); Lora?.Validate(); }
         catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }
     }

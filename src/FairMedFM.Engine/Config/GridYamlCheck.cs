@@ -22,6 +22,9 @@ internal static class GridYamlCheck
         {
             var msg = e.Message.Contains("Duplicate key", StringComparison.OrdinalIgnoreCase)
                 ? $"duplicate key{KeyAt(text, e.Start)} (each key may appear once)" : e.Message;
+            // YamlDotNet places a tab in the indentation at the start of the enclosing mapping (often line 1): name the tab.
+            if (FairMedFM.Data.YamlText.FirstIndentTab(text, e) is { } tab)
+                throw new ConfigException($"{source}: line {tab.Line}, column {tab.Column}: a tab in the indentation (YAML indents with spaces only)");
             throw new ConfigException($"{source}: line {e.Start.Line}, column {e.Start.Column}: {msg}");
         }
         catch (InvalidOperationException)
@@ -79,7 +82,8 @@ internal static class GridYamlCheck
         type = underlying ?? type;
         if (type == typeof(string))
         {
-            if (node is not YamlScalarNode) throw Error(source, node, key, $"expected a text value, found {Kind(node)}");
+            if (node is not YamlScalarNode sv) throw Error(source, node, key, $"expected a text value, found {Kind(node)}");
+            CheckValue(sv, key, source);
             return;
         }
         if (type == typeof(int) || type == typeof(long) || type == typeof(double) || type == typeof(bool))
@@ -90,6 +94,9 @@ internal static class GridYamlCheck
                 : type == typeof(double) ? double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
                 : long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) && (type == typeof(long) || l is >= int.MinValue and <= int.MaxValue);
             if (!ok) throw Error(source, node, key, $"'{v}' is not {Expected(type)}");
+            // "1" in quotes is text in YAML and JSON alike: a quoted number would otherwise be read as the number silently.
+            if (s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted)
+                throw Error(source, node, key, $"'{v}' is quoted text; write {Expected(type)} without quotes");
             return;
         }
         if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
@@ -122,6 +129,41 @@ internal static class GridYamlCheck
             }
             Node(v, match.Value, full, source);
         }
+    }
+
+    /// <summary>Keys whose values come from a fixed catalogue, with the singular word the messages use.</summary>
+    private static readonly Dictionary<string, (string Word, IReadOnlyList<string> Choices)> Catalogues = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["usages"] = ("usage", GridSpec.AllUsages),
+        ["normalization"] = ("normalization", GridSpec.KnownNormalizations),
+        ["training.optimizer"] = ("training.optimizer", TrainingConfig.Optimizers),
+        ["training.selection"] = ("training.selection", TrainingConfig.Selections),
+        ["metrics.mode"] = ("metrics.mode", MetricsConfig.Modes),
+        ["metrics.threshold"] = ("metrics.threshold", MetricsConfig.Thresholds),
+        ["metrics.ci"] = ("metrics.ci", MetricsConfig.Cis),
+    };
+
+    /// <summary>A text value checked where it stands: catalogue values (with the nearest one) and the grid name.</summary>
+    private static void CheckValue(YamlScalarNode s, string key, string source)
+    {
+        var v = s.Value ?? "";
+        if (Catalogues.TryGetValue(key, out var cat) && !cat.Choices.Contains(v))
+        {
+            var list = string.Join(", ", cat.Choices);
+            var what = key.Equals("usages", StringComparison.OrdinalIgnoreCase)
+                ? $"usage '{v}' is not available (available: {list})" : $"{cat.Word} '{v}' is not one of: {list}";
+            var hint = Nearest(v, cat.Choices) is { } n ? $"; did you mean '{n}'?" : "";
+            throw Error(source, s, key, what + hint);
+        }
+        if (key.Equals("name", StringComparison.OrdinalIgnoreCase) && GridSpec.NameProblem(v) is { } why)
+            throw Error(source, s, key, why);
+    }
+
+    /// <summary>The closest choice when it is close enough to be a likely typo, else null.</summary>
+    private static string? Nearest(string value, IEnumerable<string> choices)
+    {
+        var best = choices.Select(c => (c, d: Distance(c, value.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
+        return best.c is not null && best.d <= Math.Max(2, value.Length / 3) ? best.c : null;
     }
 
     private static string Expected(Type t) =>

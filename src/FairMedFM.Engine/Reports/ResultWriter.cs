@@ -142,6 +142,16 @@ public static class ResultWriter
             }
             if (seg) SegGroupTable(sb, done, usage, method, attribute);
         }
+        var skippedVolumes = SkippedVolumeLines(done);
+        if (skippedVolumes.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("## Skipped volumes");
+            sb.AppendLine();
+            sb.AppendLine("Volumes of a card that gave no slice to evaluate: they are in no metric and no group count above.");
+            sb.AppendLine();
+            foreach (var line in skippedVolumes) sb.AppendLine($"- {Md(line)}");
+        }
         if (failed.Count > 0)
         {
             sb.AppendLine();
@@ -189,6 +199,19 @@ public static class ResultWriter
 
     /// <summary>The console's failure lines: <see cref="FailureGroups"/> as text, each reason once.</summary>
     public static IReadOnlyList<string> FailureLines(IEnumerable<CellResult> results) => FailureGroups(results).Select(g => g.Text).ToList();
+
+    /// <summary>
+    /// One line per volume that a finished segmentation cell's card skipped (no slice kept by the slicing rule), each volume
+    /// once however many cells used the card: "dataset 'kits': volume 'image/case_3.nii.gz' (row 4) skipped: no slice along
+    /// axis 2 contains label 2". The console prints them after the matrix (summary.md lists them under "Skipped volumes"),
+    /// so a volume never leaves the results without a word.
+    /// </summary>
+    public static IReadOnlyList<string> SkippedVolumeLines(IEnumerable<CellResult> results) =>
+        results.Where(r => r.Status == "done" && r.Segmentation is { SkippedVolumes.Count: > 0 })
+            .SelectMany(r => r.Segmentation!.SkippedVolumes.Select(v => (Dataset: r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset), v)))
+            .DistinctBy(x => (x.Dataset, x.v.VolumeId, x.v.Row, x.v.Reason))
+            .Select(x => $"dataset '{x.Dataset}': volume '{x.v.VolumeId}' (row {x.v.Row}) skipped: {x.v.Reason}")
+            .ToList();
 
     private static void SegGroupTable(StringBuilder sb, IReadOnlyList<CellResult> done, string usage, string method, string attribute)
     {

@@ -225,8 +225,20 @@ public sealed partial class CellRunner
             var records = entry.IsBaseline ? SegmentBaseline(data, prompt, spec, ct) : SegmentWithSam(data, entry, set!, prompt, spec, ct);
             var scored = records.Where(r => r.Scored).ToList();
             if (scored.Count == 0)
+            {
+                // Every mask empty usually means a target value that no label file holds: say so, with the values there are.
+                if (records.Count > 0 && records.All(r => r.SkipReason!.StartsWith("skipped: empty mask", StringComparison.Ordinal)))
+                {
+                    var (present, files) = data.LabelValuesPresent(ct);
+                    if (present.Count == 0 || !present.Contains(data.Card.Target.LabelValue))
+                        throw new DataException(
+                            $"label value {data.Card.Target.LabelValue} occurs in none of the {files} label {(data.Samples.Any(s => s.FromVolume) ? "files" : "maps")}; " +
+                            (present.Count == 0 ? "they hold only background (0)" : $"values present: {string.Join(", ", present)}"),
+                            data.Card.SourceFile, field: "target.label_value");
+                }
                 throw new DataException($"no sample could be scored: {string.Join("; ", records.Take(3).Select(r => r.SkipReason))}" +
                                         (records.Count > 3 ? $" (and {records.Count - 3} more)" : ""), data.Card.MetadataCsv);
+            }
 
             var (summary, groupValues, intervalUnits) = Summaries(scored.Select(r => r.Dice).ToList(), scored.Select(r => r.DiceRef).ToList(),
                 scored.Select(r => r.IoU).ToList(), scored.Select(r => r.Hd95).ToList(), scored.Select(r => r.Group).ToList(),

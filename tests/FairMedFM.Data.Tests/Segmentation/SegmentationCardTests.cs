@@ -13,7 +13,7 @@ public class SegmentationCardTests
         attributes:
           - {name: sex, column: sexBinary, kind: categorical, map: {F: "F", M: "M"}}
           - {name: age60, column: age, kind: threshold, threshold: 60}
-          - {name: site, column: site, kind: categorical, map: {a: A, b: B, c: C}}
+          - {name: site, column: site, kind: categorical, map: {a: A, b: B, c: C}, per_patient: false}
         intersections:
           - {name: sex_x_site, of: [sex, site]}
 

@@ -39,7 +39,7 @@ public sealed class SegCliTests : IDisposable
         Assert.Contains("--volume-shape needs --3d", output);
         (code, output) = await CliRunner.Run("synth-seg", "--out", _tmp.File("bad2"), "--contrast-factor", "0");
         Assert.Equal(2, code);
-        Assert.Contains("factors must be positive", output);
+        Assert.Contains("--contrast-factor must be a positive number", output);
     }
 
     [Fact]

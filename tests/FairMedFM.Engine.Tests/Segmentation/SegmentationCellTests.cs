@@ -305,8 +305,8 @@ public sealed class SegmentationCellTests : IDisposable
         Assert.Equal(8, cells.Count);
         Assert.Equal(new[] { "seg-center", "seg-rand", "seg-rands", "seg-bbox" }, cells.Select(c => c.Usage).Distinct());
         Assert.All(cells, c => Assert.Null(c.Lora));
-        var bad = GridSpec.Parse("datasets: [a.yaml]\nmodels: [m]\nusages: [seg-box]\nattributes: [sex]\n");
-        var e = Assert.Throws<ConfigException>(() => bad.Validate("g.yaml"));
+        // Refused where it stands (parse time), with its line and column.
+        var e = Assert.Throws<ConfigException>(() => GridSpec.Parse("datasets: [a.yaml]\nmodels: [m]\nusages: [seg-box]\nattributes: [sex]\n", "g.yaml"));
         Assert.Contains("usage 'seg-box' is not available", e.Message);
         Assert.Contains("seg-bbox", e.Message);
         Assert.Equal(new[] { "center", "rand", "rands", "bbox" }, SegUsages.All.Select(SegUsages.ReferenceName));
