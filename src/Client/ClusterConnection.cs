@@ -19,7 +19,18 @@ public sealed class ClusterConnection : IAsyncDisposable
     public IClusterClient Client { get; }
     public string Description { get; }
 
-    private ClusterConnection(IHost host, IClusterClient client, string description) { _host = host; Client = client; Description = description; }
+    /// <summary>True when the grains run in a silo inside this process (no --redis/--gateway): then, and only then, this
+    /// process's cache folder is the one the cells use.</summary>
+    public bool IsEmbedded { get; }
+
+    /// <summary>For the CLI's "grains on …" line: the cluster, and for the embedded silo also the cache folder it uses
+    /// (remote silos use their own cache, not this process's).</summary>
+    public string Where(Workspace workspace) => IsEmbedded ? $"{Description}; cache {workspace.CacheDir}" : $"{Description} (cells use the silos' own cache folders)";
+
+    private ClusterConnection(IHost host, IClusterClient client, string description, bool embedded)
+    {
+        _host = host; Client = client; Description = description; IsEmbedded = embedded;
+    }
 
     /// <summary>Cluster id of the standalone silo (src/Silo) unless it was started with another --ClusterId.</summary>
     public const string DefaultClusterId = FairMedFMHosting.DefaultClusterId;
@@ -44,7 +55,10 @@ public sealed class ClusterConnection : IAsyncDisposable
             catch (ArgumentException e) { throw new ConnectionSettingsException("--redis: " + e.Message); }
             if (options.EndPoints.Count == 0)
                 throw new ConnectionSettingsException("--redis: the connection string names no host:port (expected host:port[,password=…][,ssl=true])");
-            await ProbeRedisAsync(options, ct);
+            // A few seconds' check: nothing listening, or a refused password / a password missing, is said at once (exit 3)
+            // instead of after StackExchange.Redis's 15–30 s of retries.
+            try { await RedisProbe.CheckAsync(options, "--redis or $FAIRMEDFM_REDIS", "(check --redis or $FAIRMEDFM_REDIS, or use --gateway HOST:PORT)", ct); }
+            catch (RedisProbeException e) { throw new InvalidOperationException(e.Message, e); }
             var attempts = 0;
             builder.UseOrleansClient(c => c
                 .UseFairMedFMRedisClustering(redis, clusterId)
@@ -85,7 +99,7 @@ public sealed class ClusterConnection : IAsyncDisposable
                 throw new InvalidOperationException($"could not reach the {description}: {RedisFailure(r.FailureType)}", e);
             throw new InvalidOperationException($"could not reach the {description}: {e.Message}", e);
         }
-        return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description);
+        return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description, embedded: redis is null && gateway is null);
     }
 
     /// <summary>host:port with an IP address or a host name (resolved here, IPv4 first).</summary>
@@ -102,52 +116,6 @@ public sealed class ClusterConnection : IAsyncDisposable
                 ?? throw new ArgumentException($"--gateway host '{gateway[..i]}' has no address");
         return new IPEndPoint(a, port);
     }
-
-    /// <summary>
-    /// One short TCP connect to each Redis endpoint before Orleans starts: with nothing listening the CLI says so within
-    /// seconds (StackExchange.Redis would retry for 10–30 s and then advise code changes).
-    /// </summary>
-    private static async Task ProbeRedisAsync(StackExchange.Redis.ConfigurationOptions parsed, CancellationToken ct)
-    {
-        var options = parsed.Clone();
-        options.SetDefaultPorts();
-        var timeout = TimeSpan.FromMilliseconds(Math.Clamp(options.ConnectTimeout, 100, 3000));
-        var failures = new List<string>();
-        foreach (var ep in options.EndPoints)
-        {
-            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(timeout);
-            try
-            {
-                await socket.ConnectAsync(ep, cts.Token);
-                return; // one reachable endpoint is enough: StackExchange.Redis finds the rest
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                failures.Add($"{Show(ep)}: no answer within {timeout.TotalSeconds:0.#} s");
-            }
-            catch (SocketException e)
-            {
-                failures.Add($"{Show(ep)}: " + e.SocketErrorCode switch
-                {
-                    SocketError.ConnectionRefused => "connection refused",
-                    SocketError.HostNotFound or SocketError.TryAgain or SocketError.NoData => "host name cannot be resolved",
-                    SocketError.TimedOut => $"no answer within {timeout.TotalSeconds:0.#} s",
-                    SocketError.NetworkUnreachable or SocketError.HostUnreachable => "network unreachable",
-                    _ => e.SocketErrorCode.ToString(),
-                });
-            }
-        }
-        throw new InvalidOperationException($"cannot reach Redis at {string.Join("; ", failures)}; is redis-server running there? " +
-                                            "(check --redis or $FAIRMEDFM_REDIS, or use --gateway HOST:PORT)");
-    }
-
-    private static string Show(EndPoint ep) => ep switch
-    {
-        DnsEndPoint d => $"{d.Host}:{d.Port}",
-        _ => ep.ToString() ?? "",
-    };
 
     private static string RedisFailure(StackExchange.Redis.ConnectionFailureType t) => t switch
     {

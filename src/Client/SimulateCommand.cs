@@ -55,6 +55,12 @@ public static class SimulateCommand
                 var shape = new GridShape(pr.GetValue(datasets), pr.GetValue(models), pr.GetValue(usages), pr.GetValue(methods), pr.GetValue(seeds), pr.GetValue(attributes));
                 var jobs = model.Jobs(shape);
                 var retry = new RetryPolicy { MaxAttempts = pr.GetValue(maxAttempts) };
+                // Every option is checked before the first line is printed: a bad one is one error line, nothing else.
+                if (!(pr.GetValue(failureRate) is var rate && rate >= 0 && rate <= 1))
+                    throw new ArgumentException($"--failure-rate must be in [0, 1] (got {pr.GetValue(failureRate).ToString(CultureInfo.InvariantCulture)})");
+                foreach (var n in counts)
+                    new SimulationOptions { Devices = n, DevicesPerSilo = pr.GetValue(perSilo), SlotsPerDevice = pr.GetValue(slots), FailureRate = pr.GetValue(failureRate), Retry = retry }.Validate();
+                if (pr.GetValue(json) is { } jsonTarget && OutputFile.Problem(jsonTarget, "--json") is { } unwritable) throw new ArgumentException(unwritable);
                 var g = model.Calibration.Gpu;
                 console.MarkupLine($"[bold]Sweep:[/] {Markup.Escape(shape.ToString())}");
                 double work = jobs.Sum(j => j.ComputeSeconds) + jobs.Where(j => j.CacheKey is not null).DistinctBy(j => j.CacheKey).Sum(j => j.EmbeddingSeconds);
@@ -101,7 +107,7 @@ public static class SimulateCommand
                         ["results"] = JsonSerializer.SerializeToNode(results, JsonDefaults.Pretty),
                     };
                     var full = Path.GetFullPath(jsonPath);
-                    Workspace.WriteAllTextAtomic(full, doc.ToJsonString(JsonDefaults.Pretty));
+                    if (OutputFile.Write(full, doc.ToJsonString(JsonDefaults.Pretty), "--json") is { } error) throw new ArgumentException(error);
                     console.MarkupLine($"JSON: [link]{Markup.Escape(full)}[/]");
                 }
                 return 0;

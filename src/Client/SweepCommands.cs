@@ -239,11 +239,10 @@ public sealed class SweepCommands(IAnsiConsole console)
         return new Rows(rows);
     }
 
-    private void PrintStatus(SweepStatus s, IReadOnlyList<SweepCellView> cells, bool detail)
+    public void PrintStatus(SweepStatus s, IReadOnlyList<SweepCellView> cells, bool detail)
     {
         console.MarkupLine($"[bold]{Markup.Escape(s.SweepId)}[/] (grid {Markup.Escape(s.GridName)}; created {s.CreatedUtc:u}, updated {s.UpdatedUtc:u})");
-        console.WriteLine(Line(s));
-        console.Write(Render(new[] { s }));
+        console.Write(Render(new[] { s })); // its first line is the progress line (Line): printed once
         if (!detail) return;
         var running = cells.Where(c => c.State == "running").ToList();
         if (running.Count > 0)
@@ -295,7 +294,21 @@ public sealed class SweepCommands(IAnsiConsole console)
         return cmd;
     }
 
-    private static readonly Argument<int> CountArg = new("N") { Description = "Most cells running at once (0: no limit beyond the free slots)" };
+    private static readonly Argument<int> CountArg = new("N")
+    {
+        Description = "Most cells running at once (0: no limit beyond the free slots)",
+        // Parsed here, not in a validator: a validator that reads an unparsable token (abc, 1.5, 99999999999) throws instead of reporting.
+        CustomParser = r => WholeNumber(r, "N"),
+    };
+
+    /// <summary>A whole number ≥ 0 from the single token of <paramref name="r"/>, or a parse error in the user's words (exit 2).</summary>
+    internal static int WholeNumber(System.CommandLine.Parsing.ArgumentResult r, string name)
+    {
+        var token = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+        if (int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) return n;
+        r.AddError($"{name} must be a whole number ≥ 0 (got '{token}')");
+        return 0;
+    }
 
     private Command Parallelism()
     {
@@ -303,10 +316,6 @@ public sealed class SweepCommands(IAnsiConsole console)
         cmd.Arguments.Add(SweepArg);
         cmd.Arguments.Add(CountArg);
         AddConnection(cmd);
-        cmd.Validators.Add(r =>
-        {
-            if (r.GetValue(CountArg) < 0) r.AddError($"N must be ≥ 0 (got {r.GetValue(CountArg)})");
-        });
         cmd.SetAction((pr, ct) => OnSweep(pr, ct, async (sweep, id) =>
         {
             var n = pr.GetValue(CountArg);
@@ -324,7 +333,11 @@ public sealed class SweepCommands(IAnsiConsole console)
     private static readonly Option<string?> AttributeOpt = new("--attribute") { Description = "Only this attribute" };
     private static readonly Option<string?> MetricOpt = new("--metric") { Description = "Only this metric (default: overall-auc, auc-gap, eod for classification cells; mean_dice, delta_dice, es_dice, mean_hd95 for segmentation cells)" };
     private static readonly Option<string?> CellOpt = new("--cell") { Description = "Drill down to one cell (id or unique prefix): its groups and stored per-sample predictions" };
-    private static readonly Option<int> LimitOpt = new("--limit") { Description = "Predictions shown with --cell", DefaultValueFactory = _ => 20 };
+    private static readonly Option<int> LimitOpt = new("--limit")
+    {
+        Description = "Predictions shown with --cell", DefaultValueFactory = _ => 20,
+        CustomParser = r => WholeNumber(r, "--limit"),
+    };
 
     private Command Matrix()
     {
@@ -335,15 +348,7 @@ public sealed class SweepCommands(IAnsiConsole console)
         cmd.SetAction((pr, ct) => OnSweep(pr, ct, async (_, id) =>
         {
             var agg = ClientOf(pr).GetGrain<IAggregatorGrain>(id);
-            if (pr.GetValue(CellOpt) is { } cellId)
-            {
-                CellDrillDown? d;
-                try { d = await agg.GetCell(cellId, 0, Math.Max(0, pr.GetValue(LimitOpt))); }
-                catch (ArgumentException e) { console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return ExitBadInput; }
-                if (d is null) { console.MarkupLine($"[red]error:[/] no cell '{Markup.Escape(cellId)}' in sweep {Markup.Escape(id)}"); return ExitBadInput; }
-                PrintDrillDown(d);
-                return 0;
-            }
+            if (pr.GetValue(CellOpt) is { } cellId) return await PrintDrillDownAsync(agg, id, cellId, pr.GetValue(LimitOpt));
             var filter = new MatrixFilter(pr.GetValue(UsageOpt), pr.GetValue(MethodOpt), pr.GetValue(AttributeOpt), pr.GetValue(MetricOpt));
             return await PrintMatrixAsync(agg, await ClientOf(pr).GetGrain<ISweepGrain>(id).GetCells(), id, filter);
         }));
@@ -455,23 +460,64 @@ public sealed class SweepCommands(IAnsiConsole console)
         return (string.Join(" × ", p[..^5]), p[^5], p[^4], p[^3], p[^2]);
     }
 
+    /// <summary><c>matrix SWEEP --cell ID</c>: the cell's metrics (an estimate outside its own interval marked
+    /// <see cref="FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalMark"/>), its groups and the first <paramref name="limit"/>
+    /// stored per-sample records — classification predictions, or a segmentation cell's per-sample Dice, IoU and HD95.</summary>
+    public async Task<int> PrintDrillDownAsync(IAggregatorGrain agg, string sweepId, string cellId, int limit)
+    {
+        if (limit < 0) { console.MarkupLine($"[red]error:[/] --limit must be a whole number ≥ 0 (got '{limit}')"); return ExitBadInput; }
+        CellDrillDown? d;
+        try { d = await agg.GetCell(cellId, 0, limit); }
+        catch (ArgumentException e) { console.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}"); return ExitBadInput; }
+        if (d is null) { console.MarkupLine($"[red]error:[/] no cell '{Markup.Escape(cellId)}' in sweep {Markup.Escape(sweepId)}"); return ExitBadInput; }
+        PrintDrillDown(d);
+        return 0;
+    }
+
     private void PrintDrillDown(CellDrillDown d)
     {
         var c = d.Cell;
+        var ci = CultureInfo.InvariantCulture;
+        bool seg = FairMedFM.Engine.Segmentation.SegUsages.IsSegmentation(c.Usage) || d.SegSamples is not null;
         console.MarkupLine($"[bold]{c.CellId}[/] {Markup.Escape($"{c.Dataset} × {c.Model} × {c.Usage} × {c.Method} × {c.Attribute} × seed {c.Seed}")}: {c.Phase}{(c.Error is null ? "" : " — " + Markup.Escape(c.Error))}");
+        bool marked = false;
         if (c.Metrics.Count > 0)
         {
             var t = new Table().AddColumns("metric", "value");
             foreach (var (k, v) in c.Metrics.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                t.AddRow(Markup.Escape(k), Markup.Escape(v.Value is { } x ? x.ToString("0.0000", CultureInfo.InvariantCulture) + (v.Lower is { } lo && v.Upper is { } hi ? $" [{lo:0.0000}, {hi:0.0000}]" : "") : $"undefined ({v.Undefined})"));
+            {
+                string text;
+                if (v.Value is not { } x) text = $"undefined ({v.Undefined})";
+                else
+                {
+                    text = x.ToString("0.0000", ci) + (v.Lower is { } lo && v.Upper is { } hi ? string.Create(ci, $" [{lo:0.0000}, {hi:0.0000}]") : "");
+                    // The same mark the matrix tables and summary.md use: a gap's percentile interval can miss its own estimate.
+                    if (FairMedFM.Engine.Reports.MatrixCell.IsOutside(x, v.Lower, v.Upper)) { text += " " + FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalMark; marked = true; }
+                }
+                t.AddRow(Markup.Escape(k), Markup.Escape(text));
+            }
             console.Write(t);
         }
-        console.MarkupLine("groups: " + Markup.Escape(string.Join(", ", c.Groups.Select(g => $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"))));
+        if (marked) console.MarkupLine($"[grey]{Markup.Escape(FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalNote)}[/]");
+        console.MarkupLine("groups: " + Markup.Escape(string.Join(", ", c.Groups.Select(g => seg ? $"{g.Group}: {g.N} (+{g.Positives} scored/−{g.Negatives} skipped)" : $"{g.Group}: {g.N} (+{g.Positives}/−{g.Negatives})"))));
         if (d.Error is not null) console.MarkupLine($"[yellow]{Markup.Escape(d.Error)}[/]");
+        if (d.SegSamples is { } samples)
+        {
+            if (samples.Count == 0) return;
+            string N(double? v) => v?.ToString("0.0000", ci) ?? "–";
+            var s = new Table().Title($"per-sample records ({samples.Count} of {d.TotalPredictions})")
+                .AddColumns("index", "sample", "patient", "group", "prompt", "status", "dice", "iou", "hd95");
+            foreach (var r in samples)
+                s.AddRow(r.Index.ToString(ci), Markup.Escape(r.SampleId), Markup.Escape(r.PatientId), Markup.Escape(r.Group), Markup.Escape(r.Prompt),
+                    Markup.Escape(r.Status == "skipped" && r.SkipReason is { } why ? $"skipped: {why}" : r.Status),
+                    N(r.Dice), N(r.Iou), r.Hd95 is null && r.Hd95Undefined is { } u ? Markup.Escape($"undefined ({u})") : N(r.Hd95));
+            console.Write(s);
+            return;
+        }
         if (d.Predictions.Count == 0) return;
         var p = new Table().Title($"predictions ({d.Predictions.Count} of {d.TotalPredictions})").AddColumns("index", "split", "image", "patient", "label", "P(y=1)", "group");
         foreach (var r in d.Predictions)
-            p.AddRow(r.Index.ToString(), r.Split, Markup.Escape(r.Image), Markup.Escape(r.PatientId), r.Label.ToString(), r.Probability.ToString("0.0000", CultureInfo.InvariantCulture), Markup.Escape(r.Group));
+            p.AddRow(r.Index.ToString(), r.Split, Markup.Escape(r.Image), Markup.Escape(r.PatientId), r.Label.ToString(), r.Probability.ToString("0.0000", ci), Markup.Escape(r.Group));
         console.Write(p);
     }
 
@@ -495,10 +541,9 @@ public sealed class SweepCommands(IAnsiConsole console)
             var summaries = (await ClientOf(pr).GetGrain<IAggregatorGrain>(id).GetCells()).ToDictionary(c => c.CellId);
             var path = Path.GetFullPath(pr.GetValue(ResultsOutOpt)!);
             var text = pr.GetValue(FormatOpt) == "json" ? ResultsJson(id, ledger, summaries) : ResultsCsv(ledger, summaries);
-            try { Workspace.WriteAllTextAtomic(path, text); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            if (OutputFile.Write(path, text, "--out") is { } error)
             {
-                console.MarkupLine($"[red]error:[/] cannot write {Markup.Escape(path)}: {Markup.Escape(e.Message)}");
+                console.MarkupLine($"[red]error:[/] {Markup.Escape(error)}");
                 return ExitBadInput;
             }
             console.MarkupLine($"{ledger.Count} cell(s) → [link]{Markup.Escape(path)}[/]");
@@ -556,6 +601,60 @@ public sealed class SweepCommands(IAnsiConsole console)
             return await body(sweep, id);
         });
 
+    /// <summary>For commands outside this class (report --sweep): connects through --redis/--gateway (exit 3 when it cannot),
+    /// checks that the sweep exists (exit 2 naming the known ones) and runs <paramref name="body"/> with its ledger.</summary>
+    public Task<int> OnSweepAsync(ParseResult pr, string sweepId, CancellationToken ct, Func<IClusterClient, IReadOnlyList<SweepCellView>, Task<int>> body) =>
+        WithCluster(pr, ct, allowEmbedded: false, async (conn, _) =>
+        {
+            var sweep = conn.Client.GetGrain<ISweepGrain>(sweepId);
+            if (!(await sweep.GetStatus()).Exists) return await UnknownSweep(conn.Client, sweepId);
+            return await body(conn.Client, await sweep.GetCells());
+        });
+
+    /// <summary>
+    /// A sweep's finished cells as the report reads them: each cell's stored result when the aggregator's silo can read it,
+    /// else a result made from its summary (metrics, intervals, group sizes; no per-group values); failed cells the aggregator
+    /// never heard of come from the ledger with their reason. Returns how many came from summaries only.
+    /// </summary>
+    public static async Task<(List<FairMedFM.Engine.Cells.CellResult> Results, int SummaryOnly)> FetchResultsAsync(IAggregatorGrain agg, IReadOnlyList<SweepCellView> ledger)
+    {
+        var results = new List<FairMedFM.Engine.Cells.CellResult>();
+        int summaryOnly = 0;
+        var summaries = (await agg.GetCells()).ToDictionary(c => c.CellId);
+        foreach (var view in ledger)
+        {
+            if (summaries.TryGetValue(view.CellId, out var s) && s.Phase is JobPhase.Done or JobPhase.Failed)
+            {
+                FairMedFM.Engine.Cells.CellResult? full = null;
+                if (await agg.GetResultJson(s.CellId) is { } json)
+                {
+                    try { full = JsonSerializer.Deserialize<FairMedFM.Engine.Cells.CellResult>(json, JsonDefaults.Pretty); }
+                    catch (JsonException) { full = null; }
+                }
+                if (full is null) summaryOnly++;
+                results.Add(full ?? FromSummary(s));
+            }
+            else if (view.State == "failed" && ParseLabel(view.Label) is { } l)
+            {
+                var seed = int.TryParse(view.Label[(view.Label.LastIndexOf("seed ", StringComparison.Ordinal) + 5)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
+                results.Add(new FairMedFM.Engine.Cells.CellResult
+                {
+                    CellId = view.CellId, Status = "failed", Error = view.Reason ?? view.Errors.LastOrDefault() ?? "failed", DatasetName = l.Dataset,
+                    Spec = new CellSpec { Dataset = l.Dataset, Model = l.Model, Usage = l.Usage, Method = l.Method, Attribute = l.Attribute, Seed = seed },
+                });
+            }
+        }
+        return (results, summaryOnly);
+    }
+
+    private static FairMedFM.Engine.Cells.CellResult FromSummary(CellSummary s) => new()
+    {
+        CellId = s.CellId, Status = s.Phase == JobPhase.Done ? "done" : "failed", Error = s.Error, DatasetName = s.Dataset,
+        Spec = new CellSpec { Dataset = s.Dataset, Model = s.Model, Usage = s.Usage, Method = s.Method, Attribute = s.Attribute, Seed = s.Seed },
+        Summary = s.Metrics.ToDictionary(kv => kv.Key, kv => new FairMedFM.Engine.Cells.MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper)),
+        Groups = s.Groups.Select(g => new FairMedFM.Engine.Cells.GroupResult(g.Group, g.N, g.Positives, g.Negatives, new Dictionary<string, FairMedFM.Engine.Cells.MetricEntry>())).ToList(),
+    };
+
     private async Task<int> UnknownSweep(IClusterClient client, string id)
     {
         var known = (await client.GetGrain<ISweepIndexGrain>("all").List()).Select(e => e.SweepId).ToList();
@@ -605,4 +704,38 @@ public sealed class SweepCommands(IAnsiConsole console)
             }
         }
     }
+}
+
+/// <summary>Writing one output file a user named (results --out, simulate --json): problems in the user's words, naming the option.</summary>
+public static class OutputFile
+{
+    /// <summary>Why <paramref name="path"/> cannot be written (checked before long work), or null.</summary>
+    public static string? Problem(string path, string option)
+    {
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) return $"{option} {full} is a folder; give a file name";
+        var dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) return $"cannot write {option} {full}: the folder {dir} does not exist";
+        var probe = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.probe");
+        try { using (File.Create(probe, 1, FileOptions.DeleteOnClose)) { } return null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"cannot write {option} {full}: {Reason(e, dir)}"; }
+    }
+
+    /// <summary>Writes atomically; returns the problem in the user's words, or null.</summary>
+    public static string? Write(string path, string text, string option)
+    {
+        var full = Path.GetFullPath(path);
+        if (Problem(full, option) is { } problem) return problem;
+        try { Workspace.WriteAllTextAtomic(full, text); return null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"cannot write {option} {full}: {Reason(e, Path.GetDirectoryName(full)!)}"; }
+    }
+
+    // The runtime's messages name the temporary file of the atomic write ("Could not find file 'x.json.26d139ac.tmp'"): say what it means.
+    private static string Reason(Exception e, string dir) => e switch
+    {
+        UnauthorizedAccessException => $"no permission to create files in {dir}",
+        DirectoryNotFoundException => $"the folder {dir} does not exist",
+        FileNotFoundException => $"files cannot be created in {dir}",
+        _ => e.Message,
+    };
 }

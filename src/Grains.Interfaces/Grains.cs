@@ -38,4 +38,7 @@ public interface IAggregatorGrain : IGrainWithStringKey
     [Alias("Query")] Task<IReadOnlyList<MatrixView>> Query(MatrixQuery query);
     /// <summary>One cell (id or unique prefix) with a page of its stored per-sample predictions and their group labels; null when unknown.</summary>
     [Alias("GetCell")] Task<CellDrillDown?> GetCell(string cellId, int offset, int limit);
+    /// <summary>A cell's full stored result (the JSON of its result file, as results.json holds it), read where the aggregator
+    /// runs; null when the cell is unknown or its file is not readable there (then only its summary is known).</summary>
+    [Alias("GetResultJson")] Task<string?> GetResultJson(string cellId);
 }

@@ -202,10 +202,28 @@ public sealed record PredictionRow(
     [property: Id(5)] double Probability,
     [property: Id(6)] string Group);
 
-/// <summary>A cell's drill-down: its summary and a page of its stored predictions.</summary>
+/// <summary>One stored per-sample record of a segmentation cell (its predictions.csv): the sample, its group and prompt, whether it
+/// was scored (else the skip reason) and its Dice, IoU and HD95 (null when not scored or undefined, HD95 then with the reason).</summary>
+[GenerateSerializer, Immutable, Alias("fairmedfm.SegSampleRow")]
+public sealed record SegSampleRow(
+    [property: Id(0)] int Index,
+    [property: Id(1)] string SampleId,
+    [property: Id(2)] string PatientId,
+    [property: Id(3)] string Group,
+    [property: Id(4)] string Prompt,
+    [property: Id(5)] string Status,
+    [property: Id(6)] string? SkipReason,
+    [property: Id(7)] double? Dice,
+    [property: Id(8)] double? Iou,
+    [property: Id(9)] double? Hd95,
+    [property: Id(10)] string? Hd95Undefined);
+
+/// <summary>A cell's drill-down: its summary and a page of its stored predictions (for a segmentation cell also the same page
+/// as <see cref="SegSamples"/>, with the segmentation columns).</summary>
 [GenerateSerializer, Immutable, Alias("fairmedfm.CellDrillDown")]
 public sealed record CellDrillDown(
     [property: Id(0)] CellSummary Cell,
     [property: Id(1)] int TotalPredictions,
     [property: Id(2)] IReadOnlyList<PredictionRow> Predictions,
-    [property: Id(3)] string? Error);
+    [property: Id(3)] string? Error,
+    [property: Id(4)] IReadOnlyList<SegSampleRow>? SegSamples = null);

@@ -52,7 +52,40 @@ public sealed class AggregatorGrain(
         if (!File.Exists(predictions))
             return new CellDrillDown(cell, 0, Array.Empty<PredictionRow>(), cell.Phase == JobPhase.Done ? $"predictions file {predictions} is not readable from this silo" : "the cell did not finish");
         var rows = await Task.Run(() => ReadPredictions(predictions));
-        return new CellDrillDown(cell, rows.Count, rows.Skip(Math.Max(0, offset)).Take(Math.Clamp(limit, 0, 100_000)).ToList(), null);
+        int skip = Math.Max(0, offset), take = Math.Clamp(limit, 0, 100_000);
+        var seg = await Task.Run(() => ReadSegSamples(predictions));
+        return new CellDrillDown(cell, rows.Count, rows.Skip(skip).Take(take).ToList(), null, seg?.Skip(skip).Take(take).ToList());
+    }
+
+    public async Task<string?> GetResultJson(string cellId)
+    {
+        if (!state.State.Cells.TryGetValue(cellId, out var cell) || cell.ResultFile is not { } file) return null;
+        try { return await File.ReadAllTextAsync(file); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>A segmentation cell's per-sample records (SegmentationCells' predictions.csv); null for a classification cell's file.</summary>
+    public static List<SegSampleRow>? ReadSegSamples(string path)
+    {
+        var options = new CsvHelper.CsvReaderOptions { Separator = ',', HasHeader = true, MalformedData = CsvHelper.CsvMalformedDataHandling.Throw, SkipEmptyLines = true };
+        using var reader = CsvHelper.CsvReader.Create(File.ReadAllBytes(path), options);
+        var header = reader.Headers.Select(h => h.Trim()).ToList();
+        if (!header.Contains("sample_id") || !header.Contains("dice")) return null;
+        int Col(string name) => header.IndexOf(name);
+        var ci = System.Globalization.CultureInfo.InvariantCulture;
+        int index = Col("index"), id = Col("sample_id"), patient = Col("patient_id"), group = Col("group"), promptType = Col("prompt_type"), prompt = Col("prompt"),
+            status = Col("status"), skip = Col("skip_reason"), dice = Col("dice"), iou = Col("iou"), hd95 = Col("hd95"), hd95Undefined = Col("hd95_undefined");
+        var rows = new List<SegSampleRow>();
+        while (reader.Read())
+        {
+            string G(int c) => c < 0 ? "" : reader.GetString(c) ?? "";
+            double? D(int c) => double.TryParse(G(c), System.Globalization.NumberStyles.Float, ci, out var v) && double.IsFinite(v) ? v : null;
+            string? S(int c) => G(c) is { Length: > 0 } t ? t : null;
+            var promptText = string.Join(" ", new[] { G(promptType), G(prompt) }.Where(t => t.Length > 0));
+            rows.Add(new SegSampleRow(int.TryParse(G(index), ci, out var i) ? i : rows.Count, G(id), G(patient), G(group), promptText,
+                G(status), S(skip), D(dice), D(iou), D(hd95), S(hd95Undefined)));
+        }
+        return rows;
     }
 
     /// <summary>The engine's predictions file: index,split,image,patient_id,label,prob,group (quoted fields as CellRunner writes them).</summary>

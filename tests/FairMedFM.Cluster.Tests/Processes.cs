@@ -174,13 +174,16 @@ internal sealed class RedisServer : IDisposable
     public string Dir { get; }
     public bool AppendOnly { get; }
     public string LogPath { get; }
-    public string Connection => $"127.0.0.1:{Port}";
+    /// <summary>The server's password (--requirepass), or null for none.</summary>
+    public string? Password { get; }
+    public string Connection => $"127.0.0.1:{Port}" + (Password is null ? "" : $",password={Password}");
 
-    public RedisServer(string dir, string logPath, bool appendOnly)
+    public RedisServer(string dir, string logPath, bool appendOnly, string? password = null)
     {
         Dir = dir;
         LogPath = logPath;
         AppendOnly = appendOnly;
+        Password = password;
         Directory.CreateDirectory(dir);
     }
 
@@ -193,6 +196,7 @@ internal sealed class RedisServer : IDisposable
         var args = new List<string> { "--port", Port.ToString(), "--bind", "127.0.0.1", "--dir", Dir, "--save", "", "--protected-mode", "no",
                                       "--daemonize", "no", "--appendonly", AppendOnly ? "yes" : "no" };
         if (AppendOnly) args.AddRange(["--appendfsync", "always"]);
+        if (Password is not null) args.AddRange(["--requirepass", Password]);
         _server = ChildProcess.Start("redis", TestPaths.RedisServer, args, new Dictionary<string, string>(), LogPath, Dir);
         _watchdog?.Dispose();
         _watchdog = ChildProcess.Start("redis-watchdog", "/bin/sh",
@@ -226,7 +230,9 @@ internal sealed class RedisServer : IDisposable
             await s.WriteAsync("PING\r\n"u8.ToArray());
             var buf = new byte[64];
             var n = await s.ReadAsync(buf).AsTask().WaitAsync(TimeSpan.FromSeconds(2));
-            return Encoding.ASCII.GetString(buf, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
+            var reply = Encoding.ASCII.GetString(buf, 0, n);
+            // With --requirepass a live server answers PING with NOAUTH: it is up all the same.
+            return reply.StartsWith("+PONG", StringComparison.Ordinal) || reply.StartsWith("-NOAUTH", StringComparison.Ordinal);
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException) { return false; }
     }

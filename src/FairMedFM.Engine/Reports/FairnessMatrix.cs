@@ -29,6 +29,10 @@ public sealed record MatrixCell(string Dataset, string Model, double? Mean, doub
     public const string OutsideIntervalNote = "† the estimate lies outside its percentile interval: the bootstrap of a max − min gap is biased " +
                                               "upward (README, Confidence intervals); read the estimate, or use BCa intervals.";
 
+    /// <summary>Whether <paramref name="estimate"/> lies outside [<paramref name="lower"/>, <paramref name="upper"/>] (false without both bounds).</summary>
+    public static bool IsOutside(double estimate, double? lower, double? upper) =>
+        lower is { } lo && upper is { } hi && (estimate < lo || estimate > hi);
+
     public string Format()
     {
         if (Mean is not { } m) return UndefinedSeeds > 0 ? $"undefined ({string.Join("; ", UndefinedReasons.Distinct())})" : "–";
@@ -38,7 +42,7 @@ public sealed record MatrixCell(string Dataset, string Model, double? Mean, doub
         {
             s += string.Create(CultureInfo.InvariantCulture, $" [{lo:0.000}, {hi:0.000}]");
             // A percentile interval of a max − min gap is biased upward and can miss its own estimate: flag it, never hide it.
-            if (m < lo || m > hi) s += " " + OutsideIntervalMark;
+            if (IsOutside(m, lo, hi)) s += " " + OutsideIntervalMark;
         }
         else if (NoInterval is not null) s += $" [no interval: {NoInterval}]";
         if (UndefinedSeeds > 0) s += $" ({UndefinedSeeds} undefined)";

@@ -23,6 +23,8 @@ public sealed record ReportOptions
     public string? UtilityMetric { get; init; }
     /// <summary>y of the trade-off scatter (default per slice: auc-gap for classification, delta_dice for segmentation).</summary>
     public string? FairnessMetric { get; init; }
+    /// <summary>The report's title (default: the sweep name from summary.md beside results.json, else the folder's name).</summary>
+    public string? Title { get; init; }
     /// <summary>Report date (tests pin it; default now).</summary>
     public DateTimeOffset? Now { get; init; }
 }
@@ -43,7 +45,7 @@ public static class HtmlReport
 
     public static ReportOutput Write(ReportOptions o)
     {
-        var input = ReportInput.Load(o.Results);
+        var input = ReportInput.Load(o.Results, o.Title);
         var model = ReportModel.Build(input, o.Metrics, o.CellId, o.UtilityMetric, o.FairnessMetric);
 
         var html = Path.GetFullPath(o.Out ?? Path.Combine(Path.GetDirectoryName(input.Source)!, "report.html"));

@@ -6,7 +6,16 @@ using FairMedFM.Engine.Cells;
 namespace FairMedFM.Engine.Reports;
 
 /// <summary>A report input or option that cannot be used (missing file, bad JSON, unknown cell id); the message names it.</summary>
-public sealed class ReportException(string message) : Exception(message);
+/// <param name="unknownMetric">For a metric the results do not have (--metrics, --tradeoff-metric): its name, with
+/// <paramref name="known"/> the metrics they do have, so the command line can suggest the nearest.</param>
+public sealed class ReportException(string message, string? unknownMetric = null, IReadOnlyList<string>? known = null) : Exception(message)
+{
+    public string? UnknownMetric { get; } = unknownMetric;
+    public IReadOnlyList<string> Known { get; } = known ?? [];
+
+    public static ReportException MetricNotInResults(string metric, IReadOnlyList<string> known) =>
+        new($"metric '{metric}' is not in these results; they have: {string.Join(", ", known)}", metric, known);
+}
 
 /// <summary>A confidence interval read from a metric entry (bootstrap CIs, when the results carry them).</summary>
 public sealed record ConfidenceInterval(double Lower, double Upper, double? Level = null)
@@ -133,7 +142,10 @@ public sealed class ReportInput
     public static string DatasetName(CellResult r) => r.DatasetName ?? Config.DatasetNames.Of(r.Spec.Dataset);
 
     /// <summary>Reads a results folder (its results.json) or a results.json file (a list of cells, or one cell).</summary>
-    public static ReportInput Load(string path)
+    public static ReportInput Load(string path) => Load(path, null);
+
+    /// <summary>As <see cref="Load(string)"/>, with the report's title given (null: from summary.md or the folder's name).</summary>
+    public static ReportInput Load(string path, string? title)
     {
         var full = Path.GetFullPath(path);
         var file = Directory.Exists(full) ? Path.Combine(full, "results.json") : full;
@@ -144,6 +156,11 @@ public sealed class ReportInput
         try { root = JsonNode.Parse(File.ReadAllText(file), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }); }
         catch (JsonException e) { throw new ReportException($"{file}: not valid JSON ({e.Message})"); }
 
+        // `fairmedfm results --format json` writes a sweep's ledger with per-cell summaries, not the cell results this reads.
+        if (root is JsonObject export && export.ContainsKey("sweep") && export["cells"] is JsonArray exported && exported.FirstOrDefault() is JsonObject first && first.ContainsKey("state"))
+            throw new ReportException($"{file} is a sweep export of `fairmedfm results` (cell states and summary metrics), not a results.json of cell results; " +
+                                      $"for a cluster sweep use `fairmedfm report --sweep {(string?)export["sweep"] ?? "SWEEP"} --redis …` (or --gateway), " +
+                                      "or give the results folder that `fairmedfm run` wrote");
         var nodes = root switch
         {
             JsonArray a => a.ToList(),
@@ -159,14 +176,16 @@ public sealed class ReportInput
             if (nodes[i] is not JsonObject o) throw new ReportException($"{file}: entry {i + 1} is not a cell result object");
             CellResult? cell;
             try { cell = o.Deserialize<CellResult>(JsonDefaults.Pretty); }
-            catch (JsonException e) { throw new ReportException($"{file}: entry {i + 1} is not a cell result ({e.Message})"); }
+            // The runtime's message names .NET types: say which key holds what a results.json cell does not.
+            catch (JsonException e) { throw new ReportException($"{file}: entry {i + 1} is not a cell result as `fairmedfm run` writes them in results.json" +
+                                                                (e.Path is { Length: > 2 } p ? $" (its key '{p.TrimStart('$').TrimStart('.')}' does not hold what a cell result holds there)" : "")); }
             if (cell?.Spec is null) throw new ReportException($"{file}: entry {i + 1} has no spec");
             cells.Add(cell);
             intervals[cell] = CellIntervals.From(o);
         }
 
         var dir = Path.GetDirectoryName(file)!;
-        return new ReportInput(file, SweepName(dir), cells, intervals, ReadAttributions(dir));
+        return new ReportInput(file, title ?? SweepName(dir), cells, intervals, ReadAttributions(dir));
     }
 
     private static string SweepName(string dir)

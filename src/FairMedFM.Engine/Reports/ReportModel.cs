@@ -150,7 +150,7 @@ public sealed class ReportModel
         var known = done.Where(c => c.Summary is not null).SelectMany(c => c.Summary!.Keys).ToHashSet(StringComparer.Ordinal);
         if (done.Count > 0)
             foreach (var m in (metrics ?? []).Concat(new[] { utilityMetric, fairnessMetric }.OfType<string>()).Where(m => !known.Contains(m)))
-                throw new ReportException($"metric '{m}' is not in these results; they have: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
+                throw ReportException.MetricNotInResults(m, known.Order(StringComparer.Ordinal).ToList());
 
         // Slices in the order the sweep listed them (attributes as the grid gave them).
         var slices = input.Cells.Select(c => new SliceKey(c.Spec.Usage, c.Spec.Method, c.Spec.Attribute)).Distinct()

@@ -158,10 +158,59 @@ public sealed record CostCalibration
     {
         CostCalibration? c;
         try { c = JsonSerializer.Deserialize<CostCalibration>(json, JsonOptions); }
-        catch (JsonException e) { throw new InvalidDataException($"{name}: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"{name}: {Explain(e, json)}", e); }
         if (c is null) throw new InvalidDataException($"{name}: empty");
         c.Validate(name);
         return c;
+    }
+
+    /// <summary>
+    /// A deserialisation error in the user's words: the key (<c>gpu.speedup</c>, <c>usages[0].kind</c>) and the kind of value it
+    /// takes, or the unknown key with the keys known there. Never a .NET type name, never a position in the merged text.
+    /// </summary>
+    private static string Explain(JsonException e, string json)
+    {
+        var path = e.Path is { Length: > 1 } p && p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : "";
+        var unknown = System.Text.RegularExpressions.Regex.Match(e.Message, "JSON property '([^']*)' could not be mapped");
+        if (unknown.Success)
+        {
+            var prop = unknown.Groups[1].Value;
+            var parent = path.EndsWith(prop, StringComparison.Ordinal) ? path[..^prop.Length].TrimEnd('.') : path;
+            var key = parent.Length == 0 ? prop : parent + "." + prop;
+            var known = Navigate(JsonNode.Parse(json), parent) is JsonObject o ? o.Select(kv => kv.Key).Where(k => k != prop && (!k.EndsWith("source", StringComparison.Ordinal) || k == "source")).ToList() : [];
+            return $"unknown key '{key}'" + (known.Count > 0 ? $" (known {(parent.Length == 0 ? "top-level keys" : "keys of " + parent)}: {string.Join(", ", known)})" : "") +
+                   "; --print-costs shows the whole calibration";
+        }
+        var missing = System.Text.RegularExpressions.Regex.Match(e.Message, "missing required properties including: (.*?)\\.?$");
+        if (missing.Success)
+            return $"{(path.Length == 0 ? "the calibration" : path)} lacks the key(s) {missing.Groups[1].Value.TrimEnd('.')}";
+        var target = System.Text.RegularExpressions.Regex.Match(e.Message, "could not be converted to ([\\w.`\\[\\]]+)");
+        string kind = !target.Success ? "a value of another kind"
+            : target.Groups[1].Value.TrimEnd('.') switch
+            {
+                var t when t.EndsWith("Double", StringComparison.Ordinal) || t.EndsWith("Single", StringComparison.Ordinal) || t.EndsWith("Decimal", StringComparison.Ordinal) => "a number",
+                var t when t.EndsWith("Int32", StringComparison.Ordinal) || t.EndsWith("Int64", StringComparison.Ordinal) => "a whole number",
+                var t when t.EndsWith("String", StringComparison.Ordinal) => "a text in quotes",
+                var t when t.EndsWith("Boolean", StringComparison.Ordinal) => "true or false",
+                var t when t.Contains("List", StringComparison.Ordinal) || t.EndsWith("[]", StringComparison.Ordinal) => "a list [ … ]",
+                _ => "an object { … }",
+            };
+        return $"{(path.Length == 0 ? "the calibration" : path)} must be {kind}" + (Navigate(JsonNode.Parse(json), path) is { } got ? $" (got {Shorten(got.ToJsonString())})" : "");
+    }
+
+    private static string Shorten(string s) => s.Length <= 40 ? s : s[..37] + "…";
+
+    /// <summary>The node at a dotted path with [i] indexes (as System.Text.Json writes paths); null when it is not there.</summary>
+    private static JsonNode? Navigate(JsonNode? node, string path)
+    {
+        if (path.Length == 0) return node;
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(path, @"([^.\[\]]+)|\[(\d+)\]"))
+        {
+            if (m.Groups[2].Success) node = node is JsonArray a && int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) is var i && i < a.Count ? a[i] : null;
+            else node = node is JsonObject o && o.TryGetPropertyValue(m.Groups[1].Value, out var v) ? v : null;
+            if (node is null) return null;
+        }
+        return node;
     }
 
     /// <summary>Every number positive and finite where it must be, names unique, kinds known; errors name the entry.</summary>

@@ -205,3 +205,51 @@ public sealed class SweepCliTests
         Assert.Contains("\"overall-auc\"", json);
     }
 }
+
+/// <summary>What a fresh user hit in the cluster verbs: unparsable counts, a negative --limit, the progress line printed twice,
+/// and --out naming a folder.</summary>
+public sealed class SweepVerbInputTests
+{
+    [Theory]
+    [InlineData("parallelism sweep-c abc", "N must be a whole number ≥ 0 (got 'abc')")]
+    [InlineData("parallelism sweep-c 1.5", "N must be a whole number ≥ 0 (got '1.5')")]
+    [InlineData("parallelism sweep-c 99999999999", "N must be a whole number ≥ 0 (got '99999999999')")]
+    [InlineData("parallelism sweep-c -2", "N must be a whole number ≥ 0 (got '-2')")]
+    [InlineData("matrix sweep-c --cell abc --limit -2", "--limit must be a whole number ≥ 0 (got '-2')")]
+    [InlineData("matrix sweep-c --cell abc --limit x", "--limit must be a whole number ≥ 0 (got 'x')")]
+    public async Task Unparsable_or_negative_counts_exit_2_in_the_users_words(string line, string expected)
+    {
+        var (code, output) = await CliRunner.Run(line.Split(' '));
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains(expected, output);
+        Assert.DoesNotContain("System.Int32", output);
+    }
+
+    [Fact]
+    public void Status_prints_the_progress_line_once()
+    {
+        var writer = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.No, ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+            Interactive = Spectre.Console.InteractionSupport.No, Out = new Spectre.Console.AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 240;
+        var s = new SweepStatus("sweep-b", "g", true, 12, 0, 0, 12, 0, 0, 0, 0, 0, null, [], [], DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+        new SweepCommands(console).PrintStatus(s, [], detail: true);
+        var output = writer.ToString();
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "12/12 finished"));
+    }
+
+    [Fact]
+    public void An_output_file_that_is_a_folder_or_cannot_be_created_is_named_in_the_users_words()
+    {
+        using var tmp = new TempDir();
+        var dir = tmp.Sub("out");
+        Assert.Equal($"--out {dir} is a folder; give a file name", OutputFile.Write(dir, "x", "--out"));
+        var missing = Path.Combine(tmp.File("nowhere"), "r.csv");
+        Assert.StartsWith($"cannot write --out {missing}: the folder", OutputFile.Write(missing, "x", "--out"));
+        Assert.Null(OutputFile.Write(Path.Combine(dir, "r.csv"), "x", "--out"));
+        Assert.Equal("x", File.ReadAllText(Path.Combine(dir, "r.csv")));
+    }
+}

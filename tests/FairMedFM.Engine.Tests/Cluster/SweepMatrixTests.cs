@@ -136,4 +136,132 @@ public sealed class SweepMatrixTests
         Assert.Equal(("a × b", "m", "lp", "erm", "sex"), SweepCommands.ParseLabel("a × b × m × lp × erm × sex × seed 3"));
         Assert.Null(SweepCommands.ParseLabel("not a label"));
     }
+
+    private static (SweepCommands Commands, StringWriter Writer) Console240()
+    {
+        var writer = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No, Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 240;
+        return (new SweepCommands(console), writer);
+    }
+
+    private static AggregatorGrain Aggregator(params CellSummary[] cells)
+    {
+        var state = new MemoryState<AggregatorState>();
+        foreach (var c in cells) state.State.Cells[c.CellId] = c;
+        return new AggregatorGrain(state);
+    }
+
+    [Fact]
+    public async Task The_drill_down_of_a_segmentation_cell_shows_its_per_sample_segmentation_records()
+    {
+        using var tmp = new TempDir();
+        const string id = "e000000000000001";
+        var result = tmp.File(id + ".json");
+        File.WriteAllText(result, "{}");
+        File.WriteAllText(tmp.File(id + ".predictions.csv"),
+            "index,sample_id,row,patient_id,volume_id,slice,group,prompt_type,prompt,status,skip_reason,dice,dice_ref,iou,hd95,hd95_undefined,best_mask,predicted_iou,predicted_area,target_area,intersection,height,width\n" +
+            "0,img/a.png,0,P1,,,F,center,points 3:4,scored,,0.8125,0.8125,0.6842,2.5,,1,0.9,10,12,9,64,64\n" +
+            "1,img/b.png,1,P2,,,M,center,,skipped,empty target mask,,,,,,,,0,0,0,64,64\n");
+        var cell = Seg(id, 0) with { ResultFile = result };
+        var (commands, writer) = Console240();
+        var code = await commands.PrintDrillDownAsync(Aggregator(cell), "s", id, 20);
+        var output = writer.ToString();
+        Assert.Equal(0, code);
+        Assert.Contains("per-sample records (2 of 2)", output);
+        foreach (var column in new[] { "sample", "patient", "group", "prompt", "status", "dice", "iou", "hd95" }) Assert.Contains(column, output);
+        Assert.Contains("0.8125", output);
+        Assert.Contains("0.6842", output);
+        Assert.Contains("center points 3:4", output);
+        Assert.Contains("skipped: empty target mask", output);
+        Assert.DoesNotContain("P(y=1)", output);
+        Assert.DoesNotContain("NaN", output);
+    }
+
+    [Fact]
+    public async Task The_drill_down_marks_an_estimate_outside_its_interval_with_the_note()
+    {
+        const string id = "f000000000000001";
+        var cell = Cls(id, 0) with
+        {
+            Metrics = new Dictionary<string, MetricDto> { ["ece-gap"] = new(0.0032, null, 0.0041, 0.2178), ["overall-auc"] = new(0.7, null, 0.6, 0.8) },
+        };
+        var (commands, writer) = Console240();
+        Assert.Equal(0, await commands.PrintDrillDownAsync(Aggregator(cell), "s", id, 5));
+        var output = writer.ToString();
+        Assert.Contains("0.0032 [0.0041, 0.2178] " + FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalMark, output);
+        Assert.DoesNotContain("0.7000 [0.6000, 0.8000] " + FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalMark, output);
+        Assert.Contains(FairMedFM.Engine.Reports.MatrixCell.OutsideIntervalNote[..40], output);
+        Assert.Equal(SweepCommands.ExitBadInput, await commands.PrintDrillDownAsync(Aggregator(cell), "s", id, -2));
+    }
+
+    [Fact]
+    public async Task A_cluster_sweeps_cells_make_an_html_report()
+    {
+        using var tmp = new TempDir();
+        var cells = ReportFixture.Cells();
+        var done = cells.Where(c => c.Status == "done").Take(3).ToList();
+        var summaries = new List<CellSummary>();
+        foreach (var (c, i) in done.Select((c, i) => (c, i)))
+        {
+            string? file = null;
+            if (i < 2) { file = tmp.File(c.CellId + ".json"); File.WriteAllText(file, System.Text.Json.JsonSerializer.Serialize(c, JsonDefaults.Pretty)); }
+            summaries.Add(ExperimentGrain.ToSummary(c, file)); // the third cell's file is not readable: it comes from its summary
+        }
+        var ledger = done.Select(c => View(c.CellId, c.Spec.Label, "done"))
+            .Append(View("f00000000000000f", "chest_a × fm-alpha × lp × erm × sex × seed 9", "failed")).ToList();
+        var (results, summaryOnly) = await SweepCommands.FetchResultsAsync(Aggregator(summaries.ToArray()), ledger);
+        Assert.Equal(4, results.Count);
+        Assert.Equal(1, summaryOnly);
+        Assert.Equal(done[0].Groups!.Count, results[0].Groups!.Count);
+        Assert.Equal("failed", results[3].Status);
+        Assert.Equal("boom", results[3].Error);
+        var json = tmp.File("sweep-results.json");
+        File.WriteAllText(json, System.Text.Json.JsonSerializer.Serialize(results, JsonDefaults.Pretty));
+        var r = FairMedFM.Engine.Reports.HtmlReport.Write(new FairMedFM.Engine.Reports.ReportOptions { Results = json, Title = "sweep-x" });
+        Assert.Equal(3, r.DoneCells);
+        Assert.Equal(1, r.FailedCells);
+        Assert.Contains("fairness report — sweep-x", File.ReadAllText(r.Html));
+    }
+
+    [Fact]
+    public async Task A_results_export_given_to_report_says_what_was_expected_in_the_users_words()
+    {
+        using var tmp = new TempDir();
+        var cell = Cls("a100000000000001", 0);
+        var export = tmp.File("x.json");
+        File.WriteAllText(export, SweepCommands.ResultsJson("sweep-d1", [View(cell.CellId, "nih × resnet18 × lp × erm × sex × seed 0", "done")],
+            new Dictionary<string, CellSummary> { [cell.CellId] = cell }));
+        var (code, output) = await CliRunner.Run("report", "--results", export);
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("sweep export of `fairmedfm results`", output);
+        Assert.Contains("report --sweep sweep-d1", output);
+        Assert.DoesNotContain("FairMedFM.Engine", output);
+
+        File.WriteAllText(export, """[{"cell_id": "x", "spec": {"dataset": "d"}, "status": "done", "summary": {"auc": 3}}]""");
+        (code, output) = await CliRunner.Run("report", "--results", export);
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("entry 1 is not a cell result as `fairmedfm run` writes them", output);
+        Assert.DoesNotContain("FairMedFM.Engine", output);
+        Assert.DoesNotContain("System.", output);
+    }
+
+    [Fact]
+    public async Task Report_suggests_the_nearest_metric_and_needs_results_or_a_sweep()
+    {
+        using var tmp = new TempDir();
+        var results = ReportFixture.Write(tmp.Sub("results"));
+        var (code, output) = await CliRunner.Run("report", "--results", results, "--metrics", "overal-auc");
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("(did you mean overall-auc", System.Text.RegularExpressions.Regex.Replace(output, @"\s+", " "));
+        (code, output) = await CliRunner.Run("report");
+        Assert.Equal(SweepCommands.ExitBadInput, code);
+        Assert.Contains("--sweep", output);
+        (code, output) = await CliRunner.Run("report", "--sweep", "s1");
+        Assert.Equal(SweepCommands.ExitUnreachable, code);
+        Assert.Contains("needs a running cluster", output);
+    }
 }

@@ -49,4 +49,42 @@ public sealed class SimulateCliTests
         Assert.Equal(2, code);
         Assert.Contains("--order 'random'", output);
     }
+
+    [Fact]
+    public async Task Simulate_checks_every_option_before_printing_and_names_keys_and_files_in_the_users_words()
+    {
+        var (code, output) = await CliRunner.Run("simulate", "--failure-rate", "2");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: --failure-rate must be in [0, 1] (got 2)", output.Trim());
+        Assert.DoesNotContain("Sweep:", output);
+
+        using var tmp = new TempDir();
+        var costs = tmp.File("c.json");
+        File.WriteAllText(costs, """{"gpux": {}}""");
+        (code, output) = await CliRunner.Run("simulate", "--costs", costs);
+        Assert.Equal(2, code);
+        Assert.Contains("unknown key 'gpux'", output);
+        Assert.Contains("gpu, training", output);
+        Assert.DoesNotContain(".NET", output);
+        Assert.DoesNotContain("FairMedFM.Engine", output);
+
+        File.WriteAllText(costs, """{"gpu": {"speedup": "fast"}}""");
+        (code, output) = await CliRunner.Run("simulate", "--costs", costs);
+        Assert.Equal(2, code);
+        Assert.Contains("gpu.speedup must be a number (got \"fast\")", output);
+        Assert.DoesNotContain("BytePositionInLine", output);
+        Assert.DoesNotContain("Path: $", output);
+
+        File.WriteAllText(costs, """{"gpu": {"speedupp": 3}}""");
+        (code, output) = await CliRunner.Run("simulate", "--costs", costs);
+        Assert.Contains("unknown key 'gpu.speedupp' (known keys of gpu: speedup,", output);
+
+        (code, output) = await CliRunner.Run("simulate", "--devices", "1", "--datasets", "1", "--models", "1", "--seeds", "1", "--json", "/proc/x.json");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: cannot write --json /proc/x.json:", output.Trim());
+        Assert.DoesNotContain(".tmp", output);
+        (code, output) = await CliRunner.Run("simulate", "--devices", "1", "--json", tmp.Path);
+        Assert.Equal(2, code);
+        Assert.Contains($"--json {tmp.Path} is a folder; give a file name", output);
+    }
 }
