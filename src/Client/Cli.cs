@@ -314,7 +314,7 @@ public sealed class Cli
 
         await using (conn)
         {
-            _console.MarkupLine($"[grey]grains on {Markup.Escape(conn.Description)}; cache {Markup.Escape(ws.CacheDir)}[/]");
+            _console.MarkupLine($"[grey]grains on {Markup.Escape(conn.Where(ws))}[/]");
             var forwardsBefore = FairMedFM.Engine.Embeddings.EmbeddingStore.BackboneForwardImages;
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var outcome = await RunWithProgress(conn.Client, grid, pr.GetValue(PlainOpt), ct);
