@@ -207,6 +207,16 @@ public sealed class ZooInputValidationTests : IDisposable
     }
 
     [Fact]
+    public void An_onnx_file_that_is_no_model_is_named_without_the_runtime_type()
+    {
+        var path = Path.Combine(_dir.Path, "model.onnx");
+        File.WriteAllText(path, "not a protobuf at all");
+        var e = Assert.Throws<InvalidDataException>(() => new OnnxImageEncoder("my-fm", new OnnxEncoderSpec { OnnxPath = path }));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("cannot be loaded by ONNX Runtime", e.Message);
+    }
+
+    [Fact]
     public void A_good_onnx_card_is_listed_with_its_file()
     {
         OnnxCard("my-fm", """{"id": "my-fm", "onnx": "model.onnx", "image_size": 224, "normalization": {"kind": "dataset"}}""");

@@ -64,7 +64,11 @@ public sealed class OnnxImageEncoder : IImageEncoder
         ModelId = modelId;
         Spec = spec;
         _pooling = spec.Pooling;
-        _session = new InferenceSession(spec.OnnxPath, CreateSessionOptions(device, intraOpThreads));
+        try { _session = new InferenceSession(spec.OnnxPath, CreateSessionOptions(device, intraOpThreads)); }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidDataException($"'{spec.OnnxPath}' (model '{modelId}') cannot be loaded by ONNX Runtime: {e.Message}", e);
+        }
         try
         {
             var inputs = _session.InputMetadata;
