@@ -18,29 +18,93 @@ using static TorchSharp.torch;
 //            3 groups) against a plain loop that materialises each resample and recomputes everything per group.
 //   seg    – SAM-family masks/s at real sizes without the per-image embedding cache (encoder + decoder per mask) and
 //            with it (decoder only, embedding read from SegEmbeddingStore), and the ratio.
-var cmd = args.FirstOrDefault() ?? "all";
-var rest = args.Skip(1).ToArray();
-switch (cmd)
+return BenchMain.Run(args, Console.Error);
+
+/// <summary>Entry point of the benchmarks: bad options are one line on stderr and exit 2, never a crash.</summary>
+public static class BenchMain
 {
-    case "embed": Bench.Embed(rest); break;
-    case "zoo": Bench.Zoo(rest); break;
-    case "sweep": Bench.Sweep(rest); break;
-    case "metrics": MetricsBench.Run(rest); break;
-    case "seg": SegBench.Run(rest); break;
-    case "all": Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); SegBench.Run(rest); break;
-    default:
-        Console.Error.WriteLine("usage: bench [embed [--batches N] | sweep [--grid FILE] [--measure] | metrics [--n N] [--resamples B] [--naive B'] [--mode default|reference] | seg [--images N] [--masks M] [--models ID,…] | all]");
-        return 2;
+    public const string Usage =
+        "usage: bench [embed [--batches N] | zoo [--batches N] | sweep [--grid FILE] [--measure] | metrics [--n N] [--resamples B] [--naive B'] " +
+        "[--mode default|reference] | seg [--images N] [--masks M] [--models ID,…] | all]  (all = embed, sweep, metrics, seg; zoo builds every " +
+        "family at real size and is too slow for all: run it on its own)";
+
+    public static int Run(string[] args, TextWriter error)
+    {
+        var cmd = args.FirstOrDefault() ?? "all";
+        var rest = args.Skip(1).ToArray();
+        try
+        {
+            switch (cmd)
+            {
+                case "embed": Bench.Embed(rest); break;
+                case "zoo": Bench.Zoo(rest); break;
+                case "sweep": Bench.Sweep(rest); break;
+                case "metrics": MetricsBench.Run(rest); break;
+                case "seg": SegBench.Run(rest); break;
+                case "all":
+                    // Every option is checked before the first benchmark starts: a typo must not cost the earlier ones' time.
+                    Bench.CheckEmbed(rest); Bench.CheckSweep(rest); MetricsBench.Check(rest); SegBench.Check(rest);
+                    Bench.Embed(rest); Bench.Sweep(rest); MetricsBench.Run(rest); SegBench.Run(rest);
+                    break;
+                default:
+                    error.WriteLine($"error: unknown benchmark '{cmd}'");
+                    error.WriteLine(Usage);
+                    return 2;
+            }
+        }
+        catch (Exception e) when (e is BenchUsageException or ConfigException or FairMedFM.Data.DataException or InvalidDataException
+                                      or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
+        {
+            error.WriteLine($"error: {e.Message.Split('\n')[0]}");
+            return 2;
+        }
+        return 0;
+    }
 }
-return 0;
+
+/// <summary>A benchmark option that is missing its value, not a number, or out of range.</summary>
+public sealed class BenchUsageException(string message) : Exception(message);
+
+/// <summary>Reads benchmark options: a value that is not an integer in range is a <see cref="BenchUsageException"/> naming the flag.</summary>
+public static class BenchOpts
+{
+    public static string? Opt(string[] a, string name)
+    {
+        var i = Array.IndexOf(a, name);
+        if (i < 0) return null;
+        if (i + 1 >= a.Length || a[i + 1].StartsWith("--", StringComparison.Ordinal)) throw new BenchUsageException($"{name} needs a value");
+        return a[i + 1];
+    }
+
+    public static int Int(string[] a, string name, int fallback, int min)
+    {
+        var v = Opt(a, name);
+        if (v is null) return fallback;
+        if (!int.TryParse(v, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n))
+            throw new BenchUsageException($"{name} must be a whole number, not '{v}'");
+        if (n < min) throw new BenchUsageException($"{name} must be at least {min}, not {n}");
+        return n;
+    }
+}
 
 static class Bench
 {
-    static string? Opt(string[] a, string name) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : null; }
+    static string? Opt(string[] a, string name) => BenchOpts.Opt(a, name);
+
+    public static void CheckEmbed(string[] a) => BenchOpts.Int(a, "--batches", 3, 1);
+
+    /// <summary>The grid file (given or the demo grid), which must exist.</summary>
+    public static string CheckSweep(string[] a)
+    {
+        var given = Opt(a, "--grid");
+        var path = given ?? FindRepoFile(Path.Combine("grids", "nih_demo.yaml")) ?? throw new BenchUsageException("grids/nih_demo.yaml not found above the bench; give --grid FILE");
+        if (!File.Exists(path)) throw new BenchUsageException($"--grid: '{path}' not found");
+        return path;
+    }
 
     public static void Embed(string[] a)
     {
-        int batches = int.Parse(Opt(a, "--batches") ?? "3");
+        int batches = BenchOpts.Int(a, "--batches", 3, 1);
         const int batch = 8;
         Console.WriteLine($"# Backbone throughput at 224², CPU, {Environment.ProcessorCount} cores, torch threads {torch.get_num_threads()}, batch {batch}, {batches} timed batches after 1 warm-up");
         Console.WriteLine("| model | images/s | ms/image | ratio to resnet18 |");
@@ -91,7 +155,7 @@ static class Bench
     /// <summary>Every ported family at its real size (random weights: speed does not depend on them) against ResNet-18.</summary>
     public static void Zoo(string[] a)
     {
-        int batches = int.Parse(Opt(a, "--batches") ?? "2");
+        int batches = BenchOpts.Int(a, "--batches", 2, 1);
         const int batch = 8;
         Console.WriteLine($"# Image-encoder throughput per family at real size, 224², CPU, {Environment.ProcessorCount} cores, batch {batch}, {batches} timed batches");
         Console.WriteLine("| family (model) | parameters | images/s | ratio to resnet18 |");
@@ -154,9 +218,11 @@ static class Bench
 
     public static void Sweep(string[] a)
     {
-        var gridPath = Opt(a, "--grid") ?? FindRepoFile(Path.Combine("grids", "nih_demo.yaml")) ?? throw new FileNotFoundException("grids/nih_demo.yaml");
+        var gridPath = CheckSweep(a);
         var grid = GridSpec.Load(gridPath);
         var cells = grid.Expand();
+        // Only classification grids have a backbone-forward count to compare; a segmentation card is named as such.
+        foreach (var d in cells.Select(c => c.Dataset).Distinct()) _ = DatasetCatalog.Get(d);
         long ours = 0, reference = 0;
         var sizes = new Dictionary<string, int>();
         foreach (var d in cells.Select(c => c.Dataset).Distinct()) sizes[d] = DatasetCatalog.Get(d).Samples.Count;
@@ -193,14 +259,22 @@ static class Bench
 
 static class MetricsBench
 {
-    static string? Opt(string[] a, string name) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : null; }
+    static string? Opt(string[] a, string name) => BenchOpts.Opt(a, name);
+
+    /// <summary>n (at least 300: 3 groups with both labels), resamples, naive resamples, reference mode.</summary>
+    public static (int N, int Resamples, int Naive, bool Reference) Check(string[] a)
+    {
+        int n = BenchOpts.Int(a, "--n", 100000, 300);
+        int resamples = BenchOpts.Int(a, "--resamples", 1000, 1);
+        int naive = BenchOpts.Int(a, "--naive", 50, 1);
+        var mode = Opt(a, "--mode") ?? "default";
+        if (mode is not ("default" or "reference")) throw new BenchUsageException($"--mode must be default or reference, not '{mode}'");
+        return (n, resamples, naive, mode == "reference");
+    }
 
     public static void Run(string[] a)
     {
-        int n = int.Parse(Opt(a, "--n") ?? "100000");
-        int resamples = int.Parse(Opt(a, "--resamples") ?? "1000");
-        int naive = int.Parse(Opt(a, "--naive") ?? "50");
-        bool reference = Opt(a, "--mode") == "reference";
+        var (n, resamples, naive, reference) = Check(a);
         var rng = new Random(1);
         var p = new float[n]; var y = new int[n]; var g = new string[n];
         string[] names = ["F", "M", "X"];

@@ -12,14 +12,23 @@ using TorchSharp;
 /// </summary>
 static class SegBench
 {
-    static string? Opt(string[] a, string name) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : null; }
+    /// <summary>Images (≥ 1), masks (≥ 1) and the model ids, each a segmentation card of this build.</summary>
+    public static (int Images, int Masks, string[] Ids) Check(string[] a)
+    {
+        int images = BenchOpts.Int(a, "--images", 2, 1);
+        int masks = BenchOpts.Int(a, "--masks", 20, 1);
+        var only = BenchOpts.Opt(a, "--models")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (only is { Length: 0 }) throw new BenchUsageException("--models lists no model");
+        var ids = only ?? ["sam-vit-b", "mobilesam", "sam-med2d-vit-b"];
+        foreach (var id in ids)
+            if (!SegModelZoo.Cards.Any(c => string.Equals(c.Id, id, StringComparison.OrdinalIgnoreCase)))
+                throw new BenchUsageException($"--models: '{id}' is not a segmentation model of this build (known: {string.Join(", ", SegModelZoo.Cards.Select(c => c.Id))})");
+        return (images, masks, ids);
+    }
 
     public static void Run(string[] a)
     {
-        int images = int.Parse(Opt(a, "--images") ?? "2");
-        int masks = int.Parse(Opt(a, "--masks") ?? "20");
-        var only = Opt(a, "--models")?.Split(',', StringSplitOptions.TrimEntries);
-        var ids = only ?? ["sam-vit-b", "mobilesam", "sam-med2d-vit-b"];
+        var (images, masks, ids) = Check(a);
         Console.WriteLine($"# Segmentation masks/s, CPU, {Environment.ProcessorCount} cores, torch threads {torch.get_num_threads()}, random weights at real sizes, box prompt, " +
                           $"multimask + argmax IoU, masks at S×S; uncached: {images} timed image(s) after 1 warm-up, one mask each; cached: {masks} timed masks over those images' store entries");
         Console.WriteLine("| model | input | parameters | uncached masks/s (encoder + prompt encoder + decoder) | cached masks/s (store read + prompt encoder + decoder) | cached/uncached |");

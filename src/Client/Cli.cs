@@ -55,33 +55,71 @@ public sealed class Cli
 
         var models = new Command("models", "Foundation models known to this build");
         var list = new Command("list", "Every model card: how its family was verified, whether its weights are here (or the file to add), feature dim");
+        var listPlain = new Option<bool>("--plain") { Description = "Tab-separated rows (one model a line, no wrapping) instead of a table; also used when output is not a terminal" };
         list.Options.Add(WeightsOpt);
+        list.Options.Add(listPlain);
         list.SetAction(pr =>
         {
             var weights = Workspace.FromEnvironment(null, pr.GetValue(WeightsOpt)).WeightsDir;
-            var t = new Table().AddColumns("id", "family", "verified", "weights", "feature dim", "image size", "normalisation", "licence");
+            var rows = new List<(string Id, string Family, string Verified, string Weights, bool Ok, string Feature, string Size, string Norm, string Licence)>();
             foreach (var c in FairMedFM.Models.ModelZoo.Cards)
             {
                 var a = FairMedFM.Models.ModelStatus.Check(c, weights);
-                t.AddRow(Markup.Escape(c.Id), Markup.Escape(c.Family), Markup.Escape(a.Verification),
-                    (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
-                    c.FeatureDim.ToString(), c.ImageSize.ToString(), Markup.Escape(c.NormalizationKind), Markup.Escape(c.License ?? ""));
+                rows.Add((c.Id, c.Family, a.Verification, a.Weights, a.Available, c.FeatureDim.ToString(), c.ImageSize.ToString(), c.NormalizationKind, c.License ?? ""));
             }
+            // The user's ONNX cards (<weights>/<id>/onnx-card.json), usable or not, with the reason.
+            foreach (var (id, card, status, ok) in FairMedFM.Models.Onnx.OnnxImageEncoder.ListCards(weights, FairMedFM.Models.ModelZoo.Cards.Select(c => c.Id)))
+                rows.Add((id, FairMedFM.Models.Onnx.OnnxImageEncoder.Family, "runs the user's ONNX file in ONNX Runtime (no port)", status, ok,
+                    card is { FeatureDim: > 0 } ? card.FeatureDim.ToString() : "–", card?.ImageSize.ToString() ?? "–", card?.NormalizationKind ?? "–", card?.License ?? ""));
             foreach (var (id, reason) in FairMedFM.Models.ModelStatus.NotYetAvailable)
-                t.AddRow(Markup.Escape(id), "–", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
+                rows.Add((id, "–", "not yet available", reason, false, "–", "–", "–", "–"));
             // Promptable segmentation models (SAM family): the feature column holds the cached image-embedding shape.
             foreach (var a in FairMedFM.Models.Sam.SegModelZoo.Status(weights))
-                t.AddRow(Markup.Escape(a.Card.Id), Markup.Escape(a.Card.Family), Markup.Escape(a.Card.Verification),
-                    (a.Available ? "[green]" : "[yellow]") + Markup.Escape(a.Weights) + "[/]",
-                    a.Card.EmbeddingShape, a.Card.ImageSize.ToString(), Markup.Escape(a.Card.NormalizationKind), Markup.Escape(a.Card.License));
+                rows.Add((a.Card.Id, a.Card.Family, a.Card.Verification, a.Weights, a.Available, a.Card.EmbeddingShape, a.Card.ImageSize.ToString(), a.Card.NormalizationKind, a.Card.License));
             // The weight-free segmentation baseline (a model id in segmentation grids, the floor to compare FMs with).
-            t.AddRow(Markup.Escape(FairMedFM.Engine.Segmentation.OtsuBaseline.Id), "segmentation baseline", "classical algorithm (tests)",
-                "[green]no weights needed[/]", "–", "native", "–", "–");
+            rows.Add((FairMedFM.Engine.Segmentation.OtsuBaseline.Id, "segmentation baseline", "classical algorithm (tests)", "no weights needed", true, "–", "native", "–", "–"));
             foreach (var (id, reason) in FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable)
-                t.AddRow(Markup.Escape(id), "segmentation", "[red]not yet available[/]", Markup.Escape(reason), "–", "–", "–", "–");
+                rows.Add((id, "segmentation", "not yet available", reason, false, "–", "–", "–", "–"));
+
+            string? note = null;
+            int code = 0;
+            var given = pr.GetValue(WeightsOpt) ?? Environment.GetEnvironmentVariable("FAIRMEDFM_WEIGHTS");
+            if (weights is not null && File.Exists(weights))
+            {
+                note = $"error: weights folder '{weights}' is a file, not a folder{(given is null ? "" : " (--weights / $FAIRMEDFM_WEIGHTS)")}";
+                code = SweepCommands.ExitBadInput;
+            }
+            else if (weights is not null && !Directory.Exists(weights))
+                note = $"note: weights folder '{weights}' does not exist: every model that needs weights shows missing";
+
+            // Piped output is read by scripts (grep, cut): one line per model, tab-separated, ids never wrapped.
+            bool plain = pr.GetValue(listPlain) || (ReferenceEquals(_console, AnsiConsole.Console) && Console.IsOutputRedirected);
+            if (plain)
+            {
+                static string Cell(string v) => v.Replace('\t', ' ').Replace('\n', ' ');
+                var w = _console.Profile.Out.Writer; // raw lines: a Spectre text would wrap at the console width
+                w.WriteLine("id\tfamily\tverified\tweights\tfeature dim\timage size\tnormalisation\tlicence");
+                foreach (var r in rows)
+                    w.WriteLine(string.Join("\t", new[] { r.Id, r.Family, r.Verified, r.Weights, r.Feature, r.Size, r.Norm, r.Licence }.Select(Cell)));
+                if (note is not null) w.WriteLine(note);
+                w.WriteLine($"weights folder: {weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)"}");
+                w.Flush();
+                return code;
+            }
+            var t = new Table().AddColumns("id", "family", "verified", "weights", "feature dim", "image size", "normalisation", "licence");
+            t.Columns[0].NoWrap();
+            foreach (var r in rows)
+            {
+                var verified = r.Verified == "not yet available" ? "[red]not yet available[/]" : Markup.Escape(r.Verified);
+                var status = r.Family == "–" || r.Verified == "not yet available" ? Markup.Escape(r.Weights)
+                    : (r.Ok ? "[green]" : "[yellow]") + Markup.Escape(r.Weights) + "[/]";
+                t.AddRow(Markup.Escape(r.Id), Markup.Escape(r.Family), verified, status, Markup.Escape(r.Feature), Markup.Escape(r.Size),
+                    Markup.Escape(r.Norm), Markup.Escape(r.Licence));
+            }
             _console.Write(t);
+            if (note is not null) _console.MarkupLine((code == 0 ? "[yellow]" : "[red]") + Markup.Escape(note) + "[/]");
             _console.MarkupLine($"[grey]weights folder: {Markup.Escape(weights ?? "(none: --weights, $FAIRMEDFM_WEIGHTS or ./weights)")}[/]");
-            return 0;
+            return code;
         });
         models.Subcommands.Add(list);
         root.Subcommands.Add(models);

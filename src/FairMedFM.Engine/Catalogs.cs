@@ -143,6 +143,13 @@ public static class ModelCatalog
         if (ws?.WeightsDir is { Length: > 0 } wd && modelId.IndexOfAny(['/', '\\']) < 0 &&
             File.Exists(Path.Combine(wd, modelId, FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName)))
             return ModelZoo.ResolveCard(modelId, wd);
+        // Ids `models list` shows but that this task cannot use: say what they are rather than "unknown".
+        if (Segmentation.SegModelCatalog.IsSegmentationModel(modelId))
+            throw new ArgumentException($"'{modelId}' is a segmentation model; use it with seg-* usages");
+        if (FairMedFM.Models.ModelStatus.NotYetAvailable.FirstOrDefault(n => n.Id == modelId) is { Id: not null } na)
+            throw new ArgumentException($"'{modelId}' is not available yet: {na.Reason}");
+        if (FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable.FirstOrDefault(n => n.Id == modelId) is { Id: not null } sna)
+            throw new ArgumentException($"'{modelId}' is a segmentation model, and not available yet: {sna.Reason}");
         throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()))}; " +
                                     $"or declare an ONNX model in <weights>/{modelId}/{FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName})");
     }

@@ -62,7 +62,8 @@ public static class ModelStatus
         {
             if (card.HfFolder is not null)
             {
-                var (folder, _, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+                var (folder, config, weights) = Hf.HfVisionModels.ResolveFolder(card, weightsDir);
+                if (HfConfigProblem(card, config) is { } badConfig) return new(card, verification, "unusable: " + badConfig, false, null);
                 if (WeightLoader.FileProblem(weights) is { } bad) return new(card, verification, "unusable: " + bad, false, null);
                 return new(card, verification, "found: " + Path.GetFileName(folder) + "/" + TextFiles(card, weightsDir), true, weights);
             }
@@ -76,12 +77,35 @@ public static class ModelStatus
         }
         catch (FileNotFoundException)
         {
+            var others = ModelZoo.OtherWeightsFiles(card.WeightsFile!, card.WeightsFileAlternatives).ToList();
             return new(card, verification, $"missing: expected {card.WeightsFile}" +
-                (card.WeightsFileAlternatives.Count > 0 ? $" (or {string.Join(", ", card.WeightsFileAlternatives)})" : ""), false, null);
+                (others.Count > 0 ? $" (or {string.Join(", ", others)})" : ""), false, null);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return new(card, verification, "unusable: " + e.Message, false, null);
+            // One bad file is that row's problem: `models list` goes on with the others.
+            return new(card, verification, "unusable: " + TorchErrors.Clean(e.Message), false, null);
+        }
+    }
+
+    /// <summary>Why an HF folder's config.json cannot configure the card's module (invalid JSON, a value of the wrong kind,
+    /// an unsupported setting), read as a run would read it; null when it can.</summary>
+    public static string? HfConfigProblem(ModelCard card, string configJson)
+    {
+        try
+        {
+            switch (card.Family)
+            {
+                case Hf.HfVisionModels.FamilyDinov2: Hf.HfVisionModels.Dinov2Config(configJson); break;
+                case Hf.HfVisionModels.FamilySiglipVision: Hf.HfVisionModels.SiglipVisionConfig(configJson); break;
+                case Hf.HfVisionModels.FamilyClipVision: Hf.HfVisionModels.ClipVisionConfig(configJson); break;
+                case Hf.HfClipModel.Family: Hf.HfClipModel.ReadConfig(configJson); break;
+            }
+            return null;
+        }
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException or IOException)
+        {
+            return e.Message.Contains(configJson, StringComparison.Ordinal) ? e.Message : $"'{configJson}': {e.Message}";
         }
     }
 }

@@ -453,6 +453,10 @@ public static class ModelZoo
         },
     ];
 
+    /// <summary>The card's other accepted file names, without its main one (a card may list it again).</summary>
+    public static IEnumerable<string> OtherWeightsFiles(string main, IEnumerable<string> alternatives) =>
+        alternatives.Where(n => !string.Equals(n, main, StringComparison.Ordinal)).Distinct(StringComparer.Ordinal);
+
     public static ModelCard GetCard(string modelId) =>
         Cards.FirstOrDefault(c => string.Equals(c.Id, modelId, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"Unknown model '{modelId}'. Known: {string.Join(", ", Cards.Select(c => c.Id))}.", nameof(modelId));
@@ -471,7 +475,7 @@ public static class ModelZoo
     public static string ResolveWeightsFile(ModelCard card, string? weightsDir)
     {
         if (card.WeightsFile is null) throw new InvalidOperationException($"Model '{card.Id}' has packaged weights.");
-        var names = new[] { card.WeightsFile }.Concat(card.WeightsFileAlternatives).ToList();
+        var names = new[] { card.WeightsFile }.Concat(card.WeightsFileAlternatives).Distinct(StringComparer.Ordinal).ToList();
         var torchScript = new List<string>();
         if (!string.IsNullOrEmpty(weightsDir))
             foreach (var n in names)
@@ -482,14 +486,19 @@ public static class ModelZoo
                 return p;
             }
         if (torchScript.Count > 0)
+        {
+            var file = Path.GetFileName(torchScript[0]);
+            var output = names.FirstOrDefault(n => n.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                         ?? Path.GetFileNameWithoutExtension(file) + ".safetensors";
             throw new InvalidDataException(
                 $"Weights for model '{card.Id}': '{torchScript[0]}' is a TorchScript archive, not a state dict. " +
-                $"Put a state dict (.safetensors or torch.save .pth) named {string.Join(" or ", card.WeightsFileAlternatives.Take(2))} " +
-                $"in '{weightsDir}'. {TorchScriptHint}");
+                $"Put a state dict (.safetensors or torch.save .pth) named {string.Join(" or ", names.Where(n => n != file).Take(2))} " +
+                $"in '{weightsDir}'. {WeightLoader.TorchScriptConversion(file, output)}");
+        }
         string where = string.IsNullOrEmpty(weightsDir) ? "no weights dir was given" : $"weights dir '{weightsDir}'";
         throw new FileNotFoundException(
             $"Weights for model '{card.Id}' not found ({where}). Expected '{card.WeightsFile}'" +
-            (card.WeightsFileAlternatives.Count > 0 ? $" (or {string.Join(", ", card.WeightsFileAlternatives)})" : "") +
+            (names.Count > 1 ? $" (or {string.Join(", ", names.Skip(1))})" : "") +
             (card.WeightsUrl is null ? "." : $"; download it from {card.WeightsUrl}."),
             string.IsNullOrEmpty(weightsDir) ? card.WeightsFile : Path.Combine(weightsDir, card.WeightsFile));
     }
@@ -513,7 +522,7 @@ public static class ModelZoo
             var cardPath = Path.Combine(weightsDir, modelId, Onnx.OnnxImageEncoder.CardFileName);
             if (File.Exists(cardPath))
             {
-                var card = Onnx.OnnxImageEncoder.LoadCard(cardPath);
+                var card = Onnx.OnnxImageEncoder.LoadCard(cardPath, weightsDir);
                 if (!string.Equals(card.Id, modelId, StringComparison.OrdinalIgnoreCase))
                     throw new InvalidDataException($"'{cardPath}' declares id '{card.Id}', not '{modelId}'.");
                 return card;

@@ -35,30 +35,80 @@ public static class SafeTensors
         {
             return ParseHeader(json, path, 8 + (long)n);
         }
-        catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
+        catch (JsonException e)
         {
-            throw new InvalidDataException($"'{path}': malformed safetensors header ({e.Message}).", e);
+            throw new InvalidDataException($"'{path}': malformed safetensors header (not valid JSON: {e.Message}).", e);
         }
     }
 
+    /// <summary>Bytes per element of each safetensors dtype this reader knows.</summary>
+    private static readonly Dictionary<string, int> DTypeSizes = new(StringComparer.Ordinal)
+    {
+        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
+    };
+
+    /// <summary>
+    /// Parses and validates the header before any tensor is made: every entry is an object with a known dtype, a shape of
+    /// non-negative integers and two data_offsets [begin ≤ end] whose length is exactly elements × dtype size (computed
+    /// without overflow); no name appears twice. Each error names the file and the tensor.
+    /// </summary>
     private static (IReadOnlyList<Entry>, IReadOnlyDictionary<string, string>, long) ParseHeader(byte[] json, string path, long dataStart)
     {
-        var root = JsonNode.Parse(json) as JsonObject
-                   ?? throw new InvalidDataException($"'{path}': safetensors header is not a JSON object.");
+        using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new InvalidDataException($"'{path}': malformed safetensors header (not a JSON object).");
         var entries = new List<Entry>();
         var meta = new Dictionary<string, string>();
-        foreach (var (name, node) in root)
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        InvalidDataException Bad(string name, string what) => new($"'{path}': tensor '{name}' {what}");
+        foreach (var prop in doc.RootElement.EnumerateObject())
         {
+            var name = prop.Name;
+            if (!seen.Add(name)) throw new InvalidDataException($"'{path}': duplicate tensor '{name}' in the safetensors header");
+            var node = prop.Value;
             if (name == "__metadata__")
             {
-                if (node is JsonObject m)
-                    foreach (var (k, v) in m) meta[k] = v?.ToString() ?? "";
+                if (node.ValueKind == JsonValueKind.Object)
+                    foreach (var m in node.EnumerateObject()) meta[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                 continue;
             }
-            var o = node as JsonObject ?? throw new InvalidDataException($"'{path}': bad header entry '{name}'.");
-            var shape = o["shape"]!.AsArray().Select(v => v!.GetValue<long>()).ToArray();
-            var offs = o["data_offsets"]!.AsArray().Select(v => v!.GetValue<long>()).ToArray();
-            entries.Add(new Entry(name, o["dtype"]!.GetValue<string>(), shape, offs[0], offs[1]));
+            if (node.ValueKind != JsonValueKind.Object) throw Bad(name, "has a malformed header entry (not an object with dtype, shape and data_offsets)");
+            if (!node.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+                throw Bad(name, "has no dtype");
+            var dtype = dt.GetString()!;
+            if (!DTypeSizes.TryGetValue(dtype, out int size))
+                throw Bad(name, $"has unsupported dtype '{dtype}' (supported: {string.Join(", ", DTypeSizes.Keys)})");
+            long[] Longs(string key)
+            {
+                if (!node.TryGetProperty(key, out var a) || a.ValueKind != JsonValueKind.Array)
+                    throw Bad(name, $"has no {key} array");
+                var r = new long[a.GetArrayLength()];
+                int i = 0;
+                foreach (var v in a.EnumerateArray())
+                {
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out var x))
+                        throw Bad(name, $"has a {key} entry that is not an integer ({v.GetRawText()})");
+                    r[i++] = x;
+                }
+                return r;
+            }
+            var shape = Longs("shape");
+            if (shape.Any(d => d < 0)) throw Bad(name, $"has a negative dimension in its shape [{string.Join(", ", shape)}]");
+            var offs = Longs("data_offsets");
+            if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0])
+                throw Bad(name, $"has invalid data_offsets [{string.Join(", ", offs)}] (expected [begin, end] with 0 ≤ begin ≤ end)");
+            long bytes;
+            try
+            {
+                bytes = checked(shape.Aggregate(1L, (a, d) => a * d) * size);
+            }
+            catch (OverflowException)
+            {
+                throw Bad(name, $"has shape [{string.Join(", ", shape)}], too large to be real (its byte size overflows)");
+            }
+            if (offs[1] - offs[0] != bytes)
+                throw Bad(name, $"has {offs[1] - offs[0]} bytes in data_offsets, but shape [{string.Join(", ", shape)}] × {dtype} needs {bytes}");
+            entries.Add(new Entry(name, dtype, shape, offs[0], offs[1]));
         }
         entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
         return (entries, meta, dataStart);
@@ -95,14 +145,17 @@ public static class SafeTensors
         {
             foreach (var e in entries)
             {
-                var dtype = ToScalarType(e.DType, path);
-                var t = torch.empty(e.Shape, dtype: dtype);
-                result[e.Name] = t;
-                long expected = t.NumberOfElements * t.ElementSize;
-                if (e.End - e.Begin != expected)
-                    throw new InvalidDataException($"'{path}': tensor '{e.Name}' has {e.End - e.Begin} bytes, expected {expected}.");
-                if (expected == 0) continue;
+                // The header was validated (dtype, shape, byte count, bounds): nothing here can reach libtorch malformed.
+                long expected = e.End - e.Begin;
                 if (expected > int.MaxValue) throw new NotSupportedException($"'{path}': tensor '{e.Name}' is over 2 GB.");
+                Tensor t;
+                try { t = torch.empty(e.Shape, dtype: ToScalarType(e.DType, path)); }
+                catch (System.Runtime.InteropServices.ExternalException x)
+                {
+                    throw new InvalidDataException($"'{path}': tensor '{e.Name}' cannot be created ({TorchErrors.Clean(x.Message)})", x);
+                }
+                result[e.Name] = t;
+                if (expected == 0) continue;
                 var buf = new byte[expected];
                 fs.Position = dataStart + e.Begin;
                 fs.ReadExactly(buf);

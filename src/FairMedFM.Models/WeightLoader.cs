@@ -132,6 +132,17 @@ public static class WeightLoader
             loaded.Add(name);
         }
         var unexpected = mapped.Keys.Where(k => !target.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        // copy_ would silently turn integers or booleans into floats: such a tensor is not the weights the file claims to be.
+        // Integer buffers (BatchNorm's num_batches_tracked, position ids) are integer in the module too and load as before.
+        foreach (var name in loaded)
+        {
+            var dst = target[name].dtype;
+            var src = mapped[name].dtype;
+            if (target[name].is_floating_point() && !mapped[name].is_floating_point() && !mapped[name].is_complex())
+                throw new InvalidDataException(
+                    $"'{source}': tensor '{name}' is {DTypeName(src)} in the file, but the module's parameter is {DTypeName(dst)}: " +
+                    "an integer or boolean tensor cannot be floating-point weights (a corrupt or mislabelled file?)");
+        }
         var report = new WeightLoadReport(loaded, missing, unexpected, misShaped.Select(m => m.ToString()).ToList())
         {
             ShapeMismatches = misShaped,
@@ -150,6 +161,12 @@ public static class WeightLoader
             }
         }
         return report;
+    }
+
+    private static string DTypeName(ScalarType t)
+    {
+        try { return SafeTensors.ToSafeTensorsDType(t); }
+        catch (NotSupportedException) { return t.ToString(); }
     }
 
     // A rank-0 scalar and a one-element [1] tensor are the same value (pickled scalars can come back as [1]).
@@ -203,9 +220,7 @@ public static class WeightLoader
             if (IsTorchScriptArchive(path))
                 throw new InvalidDataException(
                     $"'{path}' is a TorchScript archive (torch.jit.save: it holds code/ and constants.pkl), not a state dict. " +
-                    "Convert it once with PyTorch: m = torch.jit.load(PATH, map_location='cpu'); " +
-                    "torch.save({k: v.float() for k, v in m.state_dict().items()}, 'OUT.pth') " +
-                    "(or safetensors.torch.save_file(..., 'OUT.safetensors')), then load that file.");
+                    TorchScriptConversion(Path.GetFileName(path), Path.GetFileNameWithoutExtension(path) + ".safetensors"));
             if (ZipCheckpointProblem(path) is { } problem) throw new InvalidDataException(problem);
             return ReadPickle(path);
         }
@@ -213,6 +228,15 @@ public static class WeightLoader
             return SafeTensors.Load(path);
         throw new InvalidDataException($"'{path}' is neither safetensors nor a PyTorch zip checkpoint (legacy non-zip torch.save files are not supported; re-save with torch>=1.6).");
     }
+
+    /// <summary>How to turn the TorchScript file <paramref name="file"/> into a state dict named <paramref name="output"/> (PyTorch, once).</summary>
+    public static string TorchScriptConversion(string file, string output) =>
+        "Convert it once with PyTorch: python -c \"import torch; " +
+        (output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+            ? $"from safetensors.torch import save_file; m = torch.jit.load('{file}', map_location='cpu'); " +
+              $"save_file({{k: v.float().contiguous() for k, v in m.state_dict().items()}}, '{output}')\""
+            : $"m = torch.jit.load('{file}', map_location='cpu'); torch.save({{k: v.float() for k, v in m.state_dict().items()}}, '{output}')\"") +
+        $" and put {output} in the weights folder.";
 
     /// <summary>
     /// Why a weights file cannot be loaded, found without reading its tensors (for <c>models list</c>): empty, a zip that
@@ -239,7 +263,10 @@ public static class WeightLoader
                 return null;
             }
             if (IsZip(path))
-                return IsTorchScriptArchive(path) ? $"'{path}' is a TorchScript archive, not a state dict (convert it once: see the README)" : ZipCheckpointProblem(path);
+                return IsTorchScriptArchive(path)
+                    ? $"'{path}' is a TorchScript archive, not a state dict. " +
+                      TorchScriptConversion(Path.GetFileName(path), Path.GetFileNameWithoutExtension(path) + ".safetensors")
+                    : ZipCheckpointProblem(path);
             if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) || LooksLikeSafeTensors(path))
             {
                 var (entries, _, dataStart) = SafeTensors.ReadHeader(path);
@@ -247,8 +274,11 @@ public static class WeightLoader
             }
             return $"'{path}' is neither safetensors nor a PyTorch zip checkpoint";
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Whatever goes wrong with one file is that file's problem: `models list` must go on with the others.
+            if (e is not (IOException or InvalidDataException or UnauthorizedAccessException or System.Text.Json.JsonException))
+                return $"'{path}': {TorchErrors.Clean(e.Message)}";
             return e.Message.Contains(path, StringComparison.Ordinal) || e.Message.Contains(Path.GetFileName(path), StringComparison.Ordinal)
                 ? e.Message : $"'{path}': {e.Message}";
         }
@@ -314,11 +344,17 @@ public static class WeightLoader
     {
         IDictionary table;
         try { table = PyTorchUnpickler.UnpickleStateDict(path); }
+        catch (Exception e) when (e is FormatException or EndOfStreamException or OverflowException)
+        {
+            // Bytes that are no pickle at all: the parser's "input string '…' was not in a correct format" says nothing useful.
+            throw new InvalidDataException($"'{path}': its data.pkl is not a pickled state dict (unreadable pickle data); " +
+                                           "re-save it with torch.save(model.state_dict(), ...) or as .safetensors", e);
+        }
         catch (Exception e) when (e is InvalidOperationException or NotSupportedException or InvalidCastException or KeyNotFoundException
-                                      or IndexOutOfRangeException or ArgumentException or NullReferenceException)
+                                      or IndexOutOfRangeException or ArgumentException or NullReferenceException or InvalidDataException)
         {
             // The unpickler's own messages ("Sequence contains no matching element") say nothing about the file.
-            throw new InvalidDataException($"'{path}': data.pkl is not a PyTorch state dict this loader can read ({e.Message}); " +
+            throw new InvalidDataException($"'{path}': data.pkl is not a PyTorch state dict this loader can read ({TorchErrors.Clean(e.Message)}); " +
                                            "re-save it with torch.save(model.state_dict(), ...) or as .safetensors", e);
         }
         var dict = Unwrap(table);

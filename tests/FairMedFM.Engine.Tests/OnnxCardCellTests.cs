@@ -19,8 +19,10 @@ public sealed class OnnxCardCellTests
         var weights = tmp.Sub("weights");
         var folder = Path.Combine(weights, "my-onnx-fm");
         Directory.CreateDirectory(folder);
-        File.WriteAllText(Path.Combine(folder, OnnxImageEncoder.CardFileName), $$"""
-            {"id": "my-onnx-fm", "onnx": "{{PackagedModels.ResNet18OnnxPath}}", "image_size": 224, "feature_dim": 512,
+        // The card names a file in the weights folder (absolute paths are refused): a link to the packaged ONNX.
+        File.CreateSymbolicLink(Path.Combine(folder, "model.onnx"), PackagedModels.ResNet18OnnxPath);
+        File.WriteAllText(Path.Combine(folder, OnnxImageEncoder.CardFileName), """
+            {"id": "my-onnx-fm", "onnx": "model.onnx", "image_size": 224, "feature_dim": 512,
              "normalization": {"kind": "dataset"}, "source": "test stand-in"}
             """);
         var ws = new Workspace(tmp.Sub("cache"), weights);

@@ -221,9 +221,11 @@ public sealed partial class CellRunner(Workspace workspace)
     public static string Describe(Exception e)
     {
         var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions.First() : e;
+        // A libtorch error carries its native C++ stack ("Exception raised from …", "frame #N: …"): never part of a reason.
+        var message = FairMedFM.Models.TorchErrors.Clean(inner.Message);
         return inner is ConfigException or DataException or FairMedFM.Models.WeightLoadException or ArgumentException or InvalidOperationException
                    or IOException or InvalidDataException or UnauthorizedAccessException
-            ? inner.Message
-            : $"{inner.GetType().Name}: {inner.Message}";
+            ? message
+            : $"{inner.GetType().Name}: {message}";
     }
 }

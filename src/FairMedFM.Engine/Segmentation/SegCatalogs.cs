@@ -138,7 +138,9 @@ public static class SegModelCatalog
             ? $"model '{id}' is a classification model; segmentation usages need a segmentation model ({string.Join(", ", KnownIds)})"
             : SegModelZoo.NotYetAvailable.FirstOrDefault(n => n.Id == id) is { Id: not null } n
                 ? $"segmentation model '{id}' is not available yet: {n.Reason}"
-                : $"unknown segmentation model '{id}' (known: {string.Join(", ", KnownIds)})");
+                : FairMedFM.Models.ModelStatus.NotYetAvailable.FirstOrDefault(n => n.Id == id) is { Id: not null } cn
+                    ? $"'{id}' is not available yet: {cn.Reason} (and it is a classification model; segmentation usages need a segmentation model)"
+                    : $"unknown segmentation model '{id}' (known: {string.Join(", ", KnownIds)})");
 
     /// <summary>sha256 of the weights a cell would load (memoised per process; the checkpoint is hashed, not loaded). Baselines: a fixed id of the algorithm.</summary>
     public static string WeightsHash(string id, Workspace ws)

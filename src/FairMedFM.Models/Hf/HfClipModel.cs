@@ -68,24 +68,26 @@ public static class HfClipModel
     private static JsonObject Section(JsonObject o, string name) =>
         o[name] as JsonObject ?? o[name + "_dict"] as JsonObject ?? new JsonObject();
 
-    private static int Int(JsonObject o, string k, int d) => o[k] is { } n ? n.GetValue<int>() : d;
-    private static double Dbl(JsonObject o, string k, double d) => o[k] is { } n ? n.GetValue<double>() : d;
+    private static int Int(JsonObject o, string k, int d) => HfConfigJson.Int(o, k, d);
+    private static double Dbl(JsonObject o, string k, double d) => HfConfigJson.Dbl(o, k, d);
 
     /// <summary>
     /// transformers CLIPConfig (config.json) → the openai/CLIP constructor arguments. Throws naming the file and the
     /// field for what openai/CLIP's module cannot express (a non-quick GELU, LayerNorm eps ≠ 1e-5, an MLP width other
     /// than 4 × hidden).
     /// </summary>
-    public static HfClipConfig ReadConfig(string configJson)
+    public static HfClipConfig ReadConfig(string configJson) => HfConfigJson.Named(configJson, () => ReadConfigUnnamed(configJson));
+
+    private static HfClipConfig ReadConfigUnnamed(string configJson)
     {
-        var o = JsonNode.Parse(File.ReadAllText(configJson)) as JsonObject ?? throw new InvalidDataException($"'{configJson}' is not a JSON object.");
-        var type = o["model_type"]?.GetValue<string>();
+        var o = HfConfigJson.Read(configJson);
+        var type = HfConfigJson.Str(o, "model_type");
         if (type is not (null or "clip")) throw new InvalidDataException($"'{configJson}': model_type '{type}' is not 'clip' (a full CLIPModel).");
         var v = Section(o, "vision_config");
         var t = Section(o, "text_config");
         foreach (var (sec, name, width) in new[] { (v, "vision_config", 768), (t, "text_config", 512) })
         {
-            var act = sec["hidden_act"]?.GetValue<string>() ?? "quick_gelu";
+            var act = HfConfigJson.Str(sec, "hidden_act", "quick_gelu");
             if (act != "quick_gelu") throw new NotSupportedException($"'{configJson}': {name}.hidden_act '{act}' (openai/CLIP's blocks use quick_gelu).");
             var eps = Dbl(sec, "layer_norm_eps", 1e-5);
             if (Math.Abs(eps - 1e-5) > 1e-12) throw new NotSupportedException($"'{configJson}': {name}.layer_norm_eps {eps} (openai/CLIP uses 1e-5).");
@@ -109,7 +111,7 @@ public static class HfClipModel
             VisionHeadsOverride = vHeads == vWidth / 64 ? null : vHeads,
         };
         clip.Validate();
-        int? eos = t["eos_token_id"] is { } e ? e.GetValue<int>() : null;
+        int? eos = HfConfigJson.IntOrNull(t, "eos_token_id");
         return new HfClipConfig(clip, eos is null or 2 ? null : eos);
     }
 

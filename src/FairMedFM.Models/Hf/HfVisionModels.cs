@@ -28,28 +28,29 @@ public static class HfVisionModels
 
     // ---- config.json ----
 
-    private static JsonObject ReadJson(string path) =>
-        JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
+    private static JsonObject ReadJson(string path) => HfConfigJson.Read(path);
 
     private static JsonObject VisionSection(JsonObject o, string twoTowerType, string visionType, string source)
     {
-        var t = o["model_type"]?.GetValue<string>();
+        var t = HfConfigJson.Str(o, "model_type");
         if (t == twoTowerType) return o["vision_config"] as JsonObject ?? new JsonObject();
         if (t == visionType || t is null) return o;
         throw new InvalidDataException($"'{source}': model_type '{t}' is neither '{twoTowerType}' nor '{visionType}'.");
     }
 
-    private static int Int(JsonObject o, string k, int d) => o[k] is { } n ? n.GetValue<int>() : d;
-    private static double Dbl(JsonObject o, string k, double d) => o[k] is { } n ? n.GetValue<double>() : d;
-    private static string Str(JsonObject o, string k, string d) => o[k]?.GetValue<string>() ?? d;
+    private static int Int(JsonObject o, string k, int d) => HfConfigJson.Int(o, k, d);
+    private static double Dbl(JsonObject o, string k, double d) => HfConfigJson.Dbl(o, k, d);
+    private static string Str(JsonObject o, string k, string d) => HfConfigJson.Str(o, k, d);
 
     /// <summary>transformers Dinov2Config → the DINOv2 module's config (HF interpolates by output size: offset 0).</summary>
-    public static DinoV2Config Dinov2Config(string configJson)
+    public static DinoV2Config Dinov2Config(string configJson) => HfConfigJson.Named(configJson, () => ReadDinov2Config(configJson));
+
+    private static DinoV2Config ReadDinov2Config(string configJson)
     {
         var o = ReadJson(configJson);
         var t = Str(o, "model_type", "dinov2");
         if (t != "dinov2") throw new InvalidDataException($"'{configJson}': model_type '{t}' is not 'dinov2'.");
-        if (o["use_swiglu_ffn"]?.GetValue<bool>() == true)
+        if (HfConfigJson.Bool(o, "use_swiglu_ffn") == true)
             throw new NotSupportedException($"'{configJson}': use_swiglu_ffn (giant DINOv2) is not supported.");
         if (Str(o, "hidden_act", "gelu") != "gelu") throw new NotSupportedException($"'{configJson}': hidden_act must be gelu.");
         if (Math.Abs(Dbl(o, "layer_norm_eps", 1e-6) - VitOps.LayerNormEps) > 1e-12)
@@ -63,14 +64,16 @@ public static class HfVisionModels
             Depth = Int(o, "num_hidden_layers", 12),
             NumHeads = Int(o, "num_attention_heads", 12),
             MlpRatio = Dbl(o, "mlp_ratio", 4.0),
-            QkvBias = o["qkv_bias"]?.GetValue<bool>() ?? true,
+            QkvBias = HfConfigJson.Bool(o, "qkv_bias") ?? true,
             InitValues = Dbl(o, "layerscale_value", 1.0),
             InterpolateOffset = 0, // transformers ≥ 4.4x: F.interpolate(size=(h/p, w/p), bicubic, align_corners=False)
         };
     }
 
     /// <summary>SiglipConfig / SiglipVisionConfig → timm VisionTransformer config (no class token, 'map' pooling, tanh GELU).</summary>
-    public static VitConfig SiglipVisionConfig(string configJson)
+    public static VitConfig SiglipVisionConfig(string configJson) => HfConfigJson.Named(configJson, () => ReadSiglipVisionConfig(configJson));
+
+    private static VitConfig ReadSiglipVisionConfig(string configJson)
     {
         var v = VisionSection(ReadJson(configJson), "siglip", "siglip_vision_model", configJson);
         var act = Str(v, "hidden_act", "gelu_pytorch_tanh");
@@ -87,20 +90,22 @@ public static class HfVisionModels
             LayerNormEps = Dbl(v, "layer_norm_eps", 1e-6),
             Activation = act == "gelu" ? "gelu" : "gelu_tanh",
             ClassToken = false,
-            GlobalPool = v["vision_use_head"]?.GetValue<bool>() == false ? "" : "map",
+            GlobalPool = HfConfigJson.Bool(v, "vision_use_head") == false ? "" : "map",
             FcNorm = false,
             NumClasses = 0,
         };
     }
 
     /// <summary>CLIPConfig / CLIPVisionConfig(+projection_dim) → timm VisionTransformer config (pre-norm, CLS, bias-free head).</summary>
-    public static VitConfig ClipVisionConfig(string configJson)
+    public static VitConfig ClipVisionConfig(string configJson) => HfConfigJson.Named(configJson, () => ReadClipVisionConfig(configJson));
+
+    private static VitConfig ReadClipVisionConfig(string configJson)
     {
         var o = ReadJson(configJson);
         var v = VisionSection(o, "clip", "clip_vision_model", configJson);
         var act = Str(v, "hidden_act", "quick_gelu");
         if (act is not ("quick_gelu" or "gelu")) throw new NotSupportedException($"'{configJson}': hidden_act '{act}'.");
-        int proj = o["projection_dim"] is { } p ? p.GetValue<int>() : Int(v, "projection_dim", 512);
+        int proj = HfConfigJson.IntOrNull(o, "projection_dim") ?? Int(v, "projection_dim", 512);
         return new VitConfig
         {
             ImgSize = Int(v, "image_size", 224),

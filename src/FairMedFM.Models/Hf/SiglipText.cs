@@ -31,18 +31,20 @@ public sealed record SiglipTextConfig
     public int OutputDim => ProjectionSize ?? HiddenSize;
 
     /// <summary>Reads <c>text_config</c> of a SiglipConfig (or a bare siglip_text_model config); absent keys take transformers' defaults.</summary>
-    public static SiglipTextConfig FromConfigJson(string path)
+    public static SiglipTextConfig FromConfigJson(string path) => HfConfigJson.Named(path, () => ReadConfigJson(path));
+
+    private static SiglipTextConfig ReadConfigJson(string path)
     {
-        var o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
-        var type = o["model_type"]?.GetValue<string>();
+        var o = HfConfigJson.Read(path);
+        var type = HfConfigJson.Str(o, "model_type");
         JsonObject t = type switch
         {
             "siglip" => o["text_config"] as JsonObject ?? new JsonObject(),
             "siglip_text_model" or null => o,
             _ => throw new InvalidDataException($"'{path}': model_type '{type}' is neither 'siglip' nor 'siglip_text_model'."),
         };
-        int I(string k, int d) => t[k] is { } n ? n.GetValue<int>() : d;
-        var act = t["hidden_act"]?.GetValue<string>() ?? "gelu_pytorch_tanh";
+        int I(string k, int d) => HfConfigJson.Int(t, k, d);
+        var act = HfConfigJson.Str(t, "hidden_act", "gelu_pytorch_tanh");
         if (act is not ("gelu_pytorch_tanh" or "gelu")) throw new NotSupportedException($"'{path}': text_config.hidden_act '{act}'.");
         int hidden = I("hidden_size", 768);
         return new SiglipTextConfig
@@ -53,9 +55,9 @@ public sealed record SiglipTextConfig
             NumHiddenLayers = I("num_hidden_layers", 12),
             NumAttentionHeads = I("num_attention_heads", 12),
             MaxPositionEmbeddings = I("max_position_embeddings", 64),
-            LayerNormEps = t["layer_norm_eps"] is { } e ? e.GetValue<double>() : 1e-6,
+            LayerNormEps = HfConfigJson.Dbl(t, "layer_norm_eps", 1e-6),
             HiddenAct = act,
-            ProjectionSize = t["projection_size"] is { } p ? p.GetValue<int>() : null,
+            ProjectionSize = HfConfigJson.IntOrNull(t, "projection_size"),
             PadTokenId = I("pad_token_id", 1),
             EosTokenId = I("eos_token_id", 1),
         };

@@ -64,7 +64,11 @@ public sealed class OnnxImageEncoder : IImageEncoder
         ModelId = modelId;
         Spec = spec;
         _pooling = spec.Pooling;
-        _session = new InferenceSession(spec.OnnxPath, CreateSessionOptions(device, intraOpThreads));
+        try { _session = new InferenceSession(spec.OnnxPath, CreateSessionOptions(device, intraOpThreads)); }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidDataException($"'{spec.OnnxPath}' (model '{modelId}') cannot be loaded by ONNX Runtime: {e.Message}", e);
+        }
         try
         {
             var inputs = _session.InputMetadata;
@@ -219,30 +223,66 @@ public sealed class OnnxImageEncoder : IImageEncoder
     private static readonly string[] CardKeys = ["id", "onnx", "input", "output", "pooling", "image_size", "feature_dim", "normalization", "license", "source"];
 
     /// <summary>
-    /// Reads a user's ONNX model card (JSON). Keys: id, onnx (path, relative to the card), input, output, pooling,
-    /// image_size, feature_dim, normalization ({"kind": "meanstd", "mean": [..], "std": [..]} or {"kind": "dataset"}),
-    /// license, source. Unknown keys are errors.
+    /// Reads a user's ONNX model card (JSON). Keys: id, onnx (path relative to the card, inside the weights folder), input,
+    /// output, pooling, image_size (&gt; 0), feature_dim (&gt; 0; absent = read from the model), normalization
+    /// ({"kind": "meanstd", "mean": [..], "std": [..]} or {"kind": "dataset"}), license, source. Unknown keys are errors.
+    /// <paramref name="weightsDir"/> is the folder the ONNX file must lie in (default: the folder above the card's, as in
+    /// &lt;weights&gt;/&lt;id&gt;/onnx-card.json): weights are read only from the weights folder.
     /// </summary>
-    public static ModelCard LoadCard(string path)
+    public static ModelCard LoadCard(string path, string? weightsDir = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model card not found: '{path}'.", path);
-        JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object."); }
-        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
         InvalidDataException Bad(string msg) => new($"ONNX model card '{path}': {msg}");
+        JsonObject o;
+        try
+        {
+            o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
+            _ = o.Count;
+        }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+        catch (ArgumentException e) { throw Bad($"a key appears twice ({e.Message})."); }
         foreach (var (k, _) in o)
             if (!CardKeys.Contains(k)) throw Bad($"unknown key '{k}' (known: {string.Join(", ", CardKeys)}).");
-        string Req(string k) => o[k]?.GetValue<string>() is { Length: > 0 } v ? v : throw Bad($"'{k}' is required.");
+        string? Str(JsonObject obj, string k, string name)
+        {
+            if (obj[k] is not { } n) return null;
+            return n is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw Bad($"'{name}' must be a string, not {n.ToJsonString()}.");
+        }
+        int? PositiveInt(string k)
+        {
+            if (o[k] is not { } n) return null;
+            if (n is JsonValue v && v.TryGetValue<int>(out var i))
+                return i > 0 ? i : throw Bad($"'{k}' must be a positive integer, not {i}.");
+            throw Bad($"'{k}' must be a positive integer, not {n.ToJsonString()}.");
+        }
+        string Req(string k) => Str(o, k, k) is { Length: > 0 } v ? v : throw Bad($"'{k}' is required.");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        var onnx = Path.GetFullPath(Path.Combine(dir, Req("onnx")));
-        int imageSize = o["image_size"] is { } s ? s.GetValue<int>() : throw Bad("'image_size' is required.");
+        var root = Path.GetFullPath(weightsDir ?? Path.GetDirectoryName(dir) ?? dir);
+        var onnxName = Req("onnx");
+        if (Path.IsPathRooted(onnxName))
+            throw Bad($"'onnx' is an absolute path ('{onnxName}'); give it relative to the card, inside the weights folder '{root}' " +
+                      "(weights are read only from the weights folder).");
+        var onnx = Path.GetFullPath(Path.Combine(dir, onnxName));
+        var rootPrefix = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
+        if (!onnx.StartsWith(rootPrefix, StringComparison.Ordinal))
+            throw Bad($"'onnx' ('{onnxName}') points outside the weights folder '{root}' (weights are read only from the weights folder).");
+        int imageSize = PositiveInt("image_size") ?? throw Bad("'image_size' is required.");
+        int featureDim = PositiveInt("feature_dim") ?? 0;
         var norm = o["normalization"] as JsonObject ?? throw Bad("'normalization' is required ({\"kind\": \"meanstd\", \"mean\": [..], \"std\": [..]} or {\"kind\": \"dataset\"}).");
-        var kind = norm["kind"]?.GetValue<string>() ?? throw Bad("normalization.kind is required.");
-        float[]? Floats(string k) => norm[k] is JsonArray a ? a.Select(v => v!.GetValue<float>()).ToArray() : null;
+        var kind = Str(norm, "kind", "normalization.kind") ?? throw Bad("normalization.kind is required.");
+        float[]? Floats(string k)
+        {
+            if (norm[k] is null) return null;
+            if (norm[k] is not JsonArray a) throw Bad($"normalization.{k} must be an array of numbers.");
+            return a.Select(v => v is JsonValue jv && jv.TryGetValue<float>(out var f) ? f
+                                 : throw Bad($"normalization.{k} must be an array of numbers, not {a.ToJsonString()}.")).ToArray();
+        }
         float[]? mean = Floats("mean"), std = Floats("std");
         if (kind == "meanstd" && (mean?.Length != 3 || std?.Length != 3 || std.Any(x => x <= 0)))
             throw Bad("normalization 'meanstd' needs mean and std of 3 values each (std > 0).");
         if (kind is not ("meanstd" or "dataset")) throw Bad($"normalization.kind '{kind}' is not meanstd or dataset.");
+        var pooling = Str(o, "pooling", "pooling") ?? "flatten";
+        if (pooling is not ("flatten" or "cls" or "mean")) throw Bad($"'pooling' is '{pooling}', not flatten, cls or mean.");
         return new ModelCard
         {
             Id = Req("id"),
@@ -250,18 +290,56 @@ public sealed class OnnxImageEncoder : IImageEncoder
             Onnx = new OnnxEncoderSpec
             {
                 OnnxPath = onnx,
-                Input = o["input"]?.GetValue<string>(),
-                Output = o["output"]?.GetValue<string>(),
-                Pooling = o["pooling"]?.GetValue<string>() ?? "flatten",
+                Input = Str(o, "input", "input"),
+                Output = Str(o, "output", "output"),
+                Pooling = pooling,
             },
-            FeatureDim = o["feature_dim"]?.GetValue<int>() ?? 0,
+            FeatureDim = featureDim,
             ImageSize = imageSize,
             WeightsFile = null,
             NormalizationKind = kind,
             Mean = mean,
             Std = std,
-            License = o["license"]?.GetValue<string>(),
-            Source = o["source"]?.GetValue<string>() ?? $"ONNX model card {path}",
+            License = Str(o, "license", "license"),
+            Source = Str(o, "source", "source") ?? $"ONNX model card {path}",
         };
+    }
+
+    /// <summary>
+    /// The user's ONNX cards in <paramref name="weightsDir"/> (&lt;weights&gt;/&lt;id&gt;/onnx-card.json), each with its
+    /// status for <c>models list</c>: found (the ONNX file is there and not empty) or unusable with the reason. Built-in ids
+    /// are skipped (they win over a card of the same name).
+    /// </summary>
+    public static IReadOnlyList<(string Id, ModelCard? Card, string Status, bool Available)> ListCards(string? weightsDir, IEnumerable<string> builtInIds)
+    {
+        var result = new List<(string, ModelCard?, string, bool)>();
+        if (string.IsNullOrEmpty(weightsDir) || !Directory.Exists(weightsDir)) return result;
+        var builtIn = new HashSet<string>(builtInIds, StringComparer.OrdinalIgnoreCase);
+        IEnumerable<string> dirs;
+        try { dirs = Directory.EnumerateDirectories(weightsDir).OrderBy(d => d, StringComparer.Ordinal).ToList(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return result; }
+        foreach (var d in dirs)
+        {
+            var id = Path.GetFileName(d);
+            var cardPath = Path.Combine(d, CardFileName);
+            if (!File.Exists(cardPath) || builtIn.Contains(id)) continue;
+            try
+            {
+                var card = LoadCard(cardPath, weightsDir);
+                if (!string.Equals(card.Id, id, StringComparison.OrdinalIgnoreCase))
+                    result.Add((id, card, $"unusable: '{cardPath}' declares id '{card.Id}', not '{id}'", false));
+                else if (!File.Exists(card.Onnx!.OnnxPath))
+                    result.Add((id, card, $"missing: '{card.Onnx.OnnxPath}' named by {CardFileName}", false));
+                else if (new FileInfo(card.Onnx.OnnxPath).Length == 0)
+                    result.Add((id, card, $"unusable: '{card.Onnx.OnnxPath}' is empty", false));
+                else
+                    result.Add((id, card, $"found: {id}/{Path.GetRelativePath(d, card.Onnx.OnnxPath)}", true));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                result.Add((id, null, "unusable: " + e.Message, false));
+            }
+        }
+        return result;
     }
 }

@@ -109,7 +109,7 @@ public static class SegModelZoo
         ImageEncoderFactory = name => new SamImageEncoderViT(name, vit),
         Architecture = Describe($"SAM {size}", vit),
         WeightsFile = file,
-        WeightsFileAlternatives = [id + ".safetensors", id + ".pth"],
+        WeightsFileAlternatives = new[] { id + ".safetensors", id + ".pth" }.Where(n => n != file).ToList(),
         WeightsLayout = SamLayout,
         WeightsUrl = url,
         NormalizationKind = "sam-pixel",
@@ -217,7 +217,7 @@ public static class SegModelZoo
                        $"{string.Join("/", cfg.NumHeads)}, windows {string.Join("/", cfg.WindowSizes)}) at {cfg.ImgSize} px, neck → 256; " +
                        "prompt encoder + two-way mask decoder (depth 2, mlp 2048, 8 heads, 3 masks + IoU)",
         WeightsFile = file,
-        WeightsFileAlternatives = [id + ".safetensors", id + ".pth"],
+        WeightsFileAlternatives = new[] { id + ".safetensors", id + ".pth" }.Where(n => n != file).ToList(),
         WeightsLayout = "bare state dict: image_encoder.* (TinyViT keys incl. the unused head/norm_head), prompt_encoder.*, mask_decoder.*; loaded strictly",
         WeightsUrl = url,
         NormalizationKind = "sam-pixel",
@@ -292,11 +292,13 @@ public static class SegModelZoo
         }
         catch (FileNotFoundException)
         {
-            return new(card, $"missing: expected {card.WeightsFile} (or {string.Join(", ", card.WeightsFileAlternatives)})", false, null);
+            var others = ModelZoo.OtherWeightsFiles(card.WeightsFile, card.WeightsFileAlternatives).ToList();
+            return new(card, $"missing: expected {card.WeightsFile}" + (others.Count > 0 ? $" (or {string.Join(", ", others)})" : ""), false, null);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return new(card, "unusable: " + e.Message, false, null);
+            // One bad file is that row's problem: `models list` goes on with the others.
+            return new(card, "unusable: " + TorchErrors.Clean(e.Message), false, null);
         }
     }
 
