@@ -101,6 +101,8 @@ public static class OnnxResNetImporter
     public static string OnnxSha256(string onnxPath)
     {
         var fi = new FileInfo(onnxPath);
+        // Memoised on the file itself, not on a symbolic link to it (whose size and time do not change with the file).
+        if (fi.LinkTarget is not null) fi = fi.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? fi;
         if (!fi.Exists) throw new FileNotFoundException($"ONNX file not found: '{onnxPath}'.", onnxPath);
         return ShaMemo.GetOrAdd((fi.FullName, fi.Length, fi.LastWriteTimeUtc), _ => WeightLoader.FileSha256(fi.FullName));
     }

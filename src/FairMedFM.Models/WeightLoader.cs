@@ -203,7 +203,7 @@ public static class WeightLoader
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
         if (!System.IO.File.Exists(path)) throw new FileNotFoundException($"Weights file not found: '{path}'.", path);
-        if (new FileInfo(path).Length == 0) throw new InvalidDataException($"weights file '{path}' is empty (an interrupted download?)");
+        if (FileLength(path) == 0) throw new InvalidDataException($"weights file '{path}' is empty (an interrupted download?)");
         try { return ReadStateDictUnchecked(path); }
         catch (Exception e) when (e is EndOfStreamException or IOException or InvalidDataException or System.Text.Json.JsonException or FormatException
                                       && !e.Message.Contains(path, StringComparison.Ordinal))
@@ -238,6 +238,14 @@ public static class WeightLoader
             : $"m = torch.jit.load('{file}', map_location='cpu'); torch.save({{k: v.float() for k, v in m.state_dict().items()}}, '{output}')\"") +
         $" and put {output} in the weights folder.";
 
+    /// <summary>The length of the file a path names, following symbolic links (the Hugging Face cache links each file to a
+    /// blob; FileInfo.Length would give the link's own length).</summary>
+    public static long FileLength(string path)
+    {
+        var fi = new FileInfo(path);
+        return fi.LinkTarget is null ? fi.Length : (fi.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? fi).Length;
+    }
+
     /// <summary>
     /// Why a weights file cannot be loaded, found without reading its tensors (for <c>models list</c>): empty, a zip that
     /// is not a torch.save checkpoint or is TorchScript, a safetensors header that is malformed or points past the end of
@@ -247,14 +255,13 @@ public static class WeightLoader
     {
         try
         {
-            var length = new FileInfo(path).Length;
+            var length = FileLength(path);
             if (length == 0) return $"{Path.GetFileName(path)} is empty (an interrupted download?)";
             if (path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
             {
-                var index = System.Text.Json.Nodes.JsonNode.Parse(System.IO.File.ReadAllText(path))?["weight_map"] as System.Text.Json.Nodes.JsonObject
-                            ?? throw new InvalidDataException($"'{path}' has no weight_map");
+                // The loader's own reading of the index (plain shard names only), so the list and a cell agree.
                 var dir = Path.GetDirectoryName(path)!;
-                foreach (var shard in index.Select(kv => kv.Value?.ToString() ?? "").Distinct())
+                foreach (var shard in Hf.HfCheckpoint.ReadIndex(path).Values.Distinct())
                 {
                     var shardPath = Path.Combine(dir, shard);
                     if (shard.Length == 0 || !System.IO.File.Exists(shardPath)) return $"shard '{shard}' named by {Path.GetFileName(path)} is missing";

@@ -69,6 +69,41 @@ public sealed class WeightFileProblemTests : IDisposable
     }
 
     [Fact]
+    public void A_symbolic_link_to_a_checkpoint_is_measured_by_the_file_it_names()
+    {
+        // The Hugging Face cache links each snapshot file to a blob: the link's own length (a few bytes) is not the file's.
+        var blob = SafeTensorsFile("blob");
+        var link = File("resnet18.safetensors");
+        System.IO.File.CreateSymbolicLink(link, blob);
+        Assert.Equal(new FileInfo(blob).Length, WeightLoader.FileLength(link));
+        Assert.Null(WeightLoader.FileProblem(link));
+        Assert.Equal(2, WeightLoader.ReadStateDict(link).Count);
+    }
+
+    [Fact]
+    public void A_sharded_index_is_judged_alike_by_models_list_and_by_a_cell()
+    {
+        var folder = Path.Combine(_dir.Path, "hf");
+        using (var a = arange(16, dtype: ScalarType.Float32))
+        using (var b = ones(8, 4, dtype: ScalarType.Float32))
+            FairMedFM.Models.Hf.HfCheckpoint.SaveSharded(folder, new Dictionary<string, Tensor> { ["a"] = a, ["b"] = b }, maxShardBytes: 64);
+        System.IO.File.WriteAllText(Path.Combine(folder, "config.json"), "{}");
+        var index = Path.Combine(folder, "model.safetensors.index.json");
+        Assert.Null(WeightLoader.FileProblem(index));
+        // A shard that climbs out of the folder: refused by the list exactly as by the loader.
+        var text = System.IO.File.ReadAllText(index);
+        var shard = System.Text.Json.Nodes.JsonNode.Parse(text)!["weight_map"]!["a"]!.ToString();
+        System.IO.File.WriteAllText(index, text.Replace($"\"{shard}\"", "\"../../etc/passwd\""));
+        Assert.Contains("is not a plain file name", WeightLoader.FileProblem(index));
+        // A missing shard: the cell's hashing names it as the loader does, not "Could not find file".
+        System.IO.File.WriteAllText(index, text);
+        System.IO.File.Delete(Path.Combine(folder, shard));
+        Assert.Contains("is missing", WeightLoader.FileProblem(index));
+        var e = Assert.Throws<FileNotFoundException>(() => FairMedFM.Models.Hf.HfVisionModels.FolderHash(folder, index));
+        Assert.Equal($"Shard '{shard}' named by '{index}' is missing.", e.Message);
+    }
+
+    [Fact]
     public void Random_bytes_and_a_16_byte_file_are_unusable_and_real_checkpoints_pass_the_cheap_check()
     {
         var random = File("resnet18-f37072fd.pth");

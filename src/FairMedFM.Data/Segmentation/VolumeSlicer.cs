@@ -105,6 +105,13 @@ public static class VolumeSlicer
         scaling.Validate();
         var outp = new byte[volume.Length];
         if (volume.Length == 0) return outp;
+        // A NaN or infinite voxel is corrupt data: under min–max scaling one +Inf maps every real voxel to 0 (a silently
+        // wrong image), so it is refused in every mode, naming how many there are and the first one.
+        int bad = 0, first = -1;
+        for (int i = 0; i < volume.Length; i++)
+            if (!float.IsFinite(volume[i])) { bad++; if (first < 0) first = i; }
+        if (bad > 0)
+            throw new ArgumentException($"volume contains {bad} non-finite value(s) (NaN or ±infinity; the first, {volume[first]}, at voxel {first} in file order)");
         float lo, hi;
         switch (scaling.Mode)
         {
@@ -124,7 +131,6 @@ public static class VolumeSlicer
                 hi = (float)scaling.High;
                 break;
         }
-        if (float.IsNaN(lo) || float.IsNaN(hi)) throw new ArgumentException("volume contains NaN values");
         float range = hi - lo;
         if (!(range > 0)) return outp; // constant (after clipping): all 0, as FairMedFM's 0/0 → NaN → 0
         for (int i = 0; i < volume.Length; i++)

@@ -176,7 +176,10 @@ public static class HfVisionModels
             files.AddRange(HfCheckpoint.ReadIndex(weightsPath).Values.Distinct().Select(s => Path.Combine(folder, s)));
         var sb = new StringBuilder();
         foreach (var f in files.Distinct().OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal))
-            sb.Append(Path.GetFileName(f)).Append(':').Append(WeightLoader.FileSha256(f)).Append('\n');
+            if (!File.Exists(f))
+                throw new FileNotFoundException(f == weightsPath || Path.GetFileName(f) == "config.json"
+                    ? $"'{f}' is missing." : $"Shard '{Path.GetFileName(f)}' named by '{weightsPath}' is missing.", f);
+            else sb.Append(Path.GetFileName(f)).Append(':').Append(WeightLoader.FileSha256(f)).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 

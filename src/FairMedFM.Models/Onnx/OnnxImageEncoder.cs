@@ -330,7 +330,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
                     result.Add((id, card, $"unusable: '{cardPath}' declares id '{card.Id}', not '{id}'", false));
                 else if (!File.Exists(card.Onnx!.OnnxPath))
                     result.Add((id, card, $"missing: '{card.Onnx.OnnxPath}' named by {CardFileName}", false));
-                else if (new FileInfo(card.Onnx.OnnxPath).Length == 0)
+                else if (WeightLoader.FileLength(card.Onnx.OnnxPath) == 0)
                     result.Add((id, card, $"unusable: '{card.Onnx.OnnxPath}' is empty", false));
                 else
                     result.Add((id, card, $"found: {id}/{Path.GetRelativePath(d, card.Onnx.OnnxPath)}", true));

@@ -63,6 +63,20 @@ public class SlicingAndImagingTests
     }
 
     [Fact]
+    public void A_volume_with_an_infinite_or_nan_voxel_is_refused_in_every_mode()
+    {
+        // One +Inf under min–max scaling would map every real voxel to 0: a silently wrong image, so it is an error.
+        var inf = new float[] { 0, 1, float.PositiveInfinity, 2 };
+        foreach (var mode in new[] { IntensityScaling.MinMax, new IntensityScaling(IntensityMode.Window, -100, 400), new IntensityScaling(IntensityMode.Percentile, 1, 99) })
+        {
+            var e = Assert.Throws<ArgumentException>(() => VolumeSlicer.ScaleToUint8(inf, mode));
+            Assert.Contains("1 non-finite value(s)", e.Message);
+            Assert.Contains("at voxel 2", e.Message);
+        }
+        Assert.Contains("non-finite", Assert.Throws<ArgumentException>(() => VolumeSlicer.ScaleToUint8(new float[] { float.NaN, 1 }, IntensityScaling.MinMax)).Message);
+    }
+
+    [Fact]
     public void Window_and_percentile_scaling_clip_first()
     {
         var vol = new float[] { -2000, -100, 0, 100, 400, 3000 };
