@@ -217,6 +217,26 @@ public sealed class ZooInputValidationTests : IDisposable
     }
 
     [Fact]
+    public void An_onnx_card_must_fit_its_model_and_cannot_take_a_built_in_id()
+    {
+        // The packaged ResNet-18 ONNX takes 224×224: a card saying 5000 is refused (size cap) and one saying 96 at load,
+        // naming the key, before any image is pre-processed.
+        OnnxCard("my-fm", """{"id": "my-fm", "onnx": "model.onnx", "image_size": 5000, "normalization": {"kind": "dataset"}}""");
+        Assert.Contains("'image_size' is 5000; at most 4096", Assert.Throws<InvalidDataException>(() => ModelZoo.ResolveCard("my-fm", _dir.Path)).Message);
+        OnnxCard("my-fm", """{"id": "my-fm", "onnx": "model.onnx", "image_size": 96, "normalization": {"kind": "dataset"}}""");
+        File.Copy(PackagedModels.ResNet18OnnxPath, Path.Combine(_dir.Path, "my-fm", "model.onnx"));
+        var card = ModelZoo.ResolveCard("my-fm", _dir.Path);
+        var e = Assert.Throws<ArgumentException>(() => OnnxImageEncoder.Create(card, _dir.Path));
+        Assert.Contains("the card's image_size is 96", e.Message);
+        Assert.Contains("takes 224×224 images; set \"image_size\": 224", e.Message);
+        // A folder named like a built-in model: listed as ignored, not silently dropped.
+        OnnxCard("resnet50", """{"id": "resnet50", "onnx": "model.onnx", "image_size": 224, "normalization": {"kind": "dataset"}}""");
+        var listed = OnnxImageEncoder.ListCards(_dir.Path, ModelZoo.Cards.Select(c => c.Id)).Single(l => l.Id == "resnet50");
+        Assert.False(listed.Available);
+        Assert.Contains("is a built-in model", listed.Status);
+    }
+
+    [Fact]
     public void A_good_onnx_card_is_listed_with_its_file()
     {
         OnnxCard("my-fm", """{"id": "my-fm", "onnx": "model.onnx", "image_size": 224, "normalization": {"kind": "dataset"}}""");

@@ -217,8 +217,20 @@ public sealed class OnnxImageEncoder : IImageEncoder
     public static IImageEncoder Create(ModelCard card, string? weightsDir, Device? device = null)
     {
         var spec = card.Onnx ?? throw new InvalidOperationException($"Card '{card.Id}' has no ONNX spec.");
-        return new OnnxImageEncoder(card.Id, spec, card.FeatureDim > 0 ? card.FeatureDim : null, device);
+        var encoder = new OnnxImageEncoder(card.Id, spec, card.FeatureDim > 0 ? card.FeatureDim : null, device);
+        // A model with a fixed input size must be fed that size: say so now, naming the card's key, rather than after the
+        // whole dataset has been pre-processed to a size the model cannot take.
+        if (encoder._inputDims[2] > 0 && encoder._inputDims[3] > 0 && (encoder._inputDims[2] != card.ImageSize || encoder._inputDims[3] != card.ImageSize))
+        {
+            var (h, w) = (encoder._inputDims[2], encoder._inputDims[3]);
+            encoder.Dispose();
+            throw new ArgumentException($"Model '{card.Id}': the card's image_size is {card.ImageSize}, but input '{encoder._input}' of '{spec.OnnxPath}' takes {h}×{w} images; set \"image_size\": {h}.");
+        }
+        return encoder;
     }
+
+    /// <summary>Largest <c>image_size</c> an ONNX card may declare.</summary>
+    public const int MaxImageSize = 4096;
 
     private static readonly string[] CardKeys = ["id", "onnx", "input", "output", "pooling", "image_size", "feature_dim", "normalization", "license", "source"];
 
@@ -267,6 +279,8 @@ public sealed class OnnxImageEncoder : IImageEncoder
         if (!onnx.StartsWith(rootPrefix, StringComparison.Ordinal))
             throw Bad($"'onnx' ('{onnxName}') points outside the weights folder '{root}' (weights are read only from the weights folder).");
         int imageSize = PositiveInt("image_size") ?? throw Bad("'image_size' is required.");
+        // Pre-processing holds a batch of images of this side; past a few thousand pixels that is no image model's input.
+        if (imageSize > MaxImageSize) throw Bad($"'image_size' is {imageSize}; at most {MaxImageSize} pixels.");
         int featureDim = PositiveInt("feature_dim") ?? 0;
         var norm = o["normalization"] as JsonObject ?? throw Bad("'normalization' is required ({\"kind\": \"meanstd\", \"mean\": [..], \"std\": [..]} or {\"kind\": \"dataset\"}).");
         var kind = Str(norm, "kind", "normalization.kind") ?? throw Bad("normalization.kind is required.");
@@ -322,7 +336,13 @@ public sealed class OnnxImageEncoder : IImageEncoder
         {
             var id = Path.GetFileName(d);
             var cardPath = Path.Combine(d, CardFileName);
-            if (!File.Exists(cardPath) || builtIn.Contains(id)) continue;
+            if (!File.Exists(cardPath)) continue;
+            if (builtIn.Contains(id))
+            {
+                // The built-in card wins (its file name is what a cell loads): say so rather than ignore the user's card.
+                result.Add((id, null, $"unusable: '{cardPath}' is ignored: '{id}' is a built-in model (give the ONNX card another id and folder)", false));
+                continue;
+            }
             try
             {
                 var card = LoadCard(cardPath, weightsDir);
