@@ -50,7 +50,9 @@ public sealed record CellStatus(
 /// <summary>A metric value: a number, or null with the reason it is undefined; with its bootstrap interval when computed.</summary>
 [GenerateSerializer, Immutable, Alias("fairmedfm.MetricDto")]
 public sealed record MetricDto([property: Id(0)] double? Value, [property: Id(1)] string? Undefined,
-    [property: Id(2)] double? Lower = null, [property: Id(3)] double? Upper = null);
+    [property: Id(2)] double? Lower = null, [property: Id(3)] double? Upper = null,
+    // Defined without an interval because a group has one patient: the matrix says so instead of a bare value.
+    [property: Id(4)] bool NoIntervalOnePatient = false);
 
 [GenerateSerializer, Immutable, Alias("fairmedfm.GroupSizeDto")]
 public sealed record GroupSizeDto([property: Id(0)] string Group, [property: Id(1)] int N, [property: Id(2)] int Positives, [property: Id(3)] int Negatives);

@@ -122,7 +122,8 @@ public sealed class AggregatorGrain(
 
     private List<MatrixInput> Inputs() =>
         state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).Select(c => new MatrixInput(c.Dataset, c.Model, c.Usage, c.Method, c.Attribute, c.Seed,
-            c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper)),
+            c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper,
+                Detail: kv.Value.NoIntervalOnePatient ? MetricEntry.NoIntervalPrefix + "TooFewUnits)" : null)),
             c.Groups.Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList(), c.Card)).ToList();
 
     private static MatrixView Slice(List<MatrixInput> inputs, string usage, string method, string attribute, string metric)

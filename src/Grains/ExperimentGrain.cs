@@ -113,7 +113,7 @@ public sealed class ExperimentGrain(
     public static CellSummary ToSummary(CellResult r, string? resultFile) => new(
         r.CellId, r.DatasetName ?? Path.GetFileNameWithoutExtension(r.Spec.Dataset), r.Spec.Model, r.Spec.Usage, r.Spec.Method, r.Spec.Attribute, r.Spec.Seed,
         r.Status == "done" ? JobPhase.Done : JobPhase.Failed, r.Error,
-        (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined, kv.Value.Lower, kv.Value.Upper)),
+        (r.Summary ?? new Dictionary<string, MetricEntry>()).ToDictionary(kv => kv.Key, kv => new MetricDto(kv.Value.Value, kv.Value.Undefined, kv.Value.Lower, kv.Value.Upper, kv.Value.NoIntervalOnePatient)),
         (r.Groups ?? Array.Empty<GroupResult>()).Select(g => new GroupSizeDto(g.Group, g.N, g.Positives, g.Negatives)).ToList(),
         resultFile, r.Spec.Dataset);
 }

@@ -7,6 +7,13 @@ namespace FairMedFM.Engine.Cells;
 /// written before intervals existed, which still read).</summary>
 public sealed record MetricEntry(double? Value, string? Undefined = null, string? Detail = null, double? Lower = null, double? Upper = null)
 {
+    /// <summary>How <see cref="Detail"/> begins when the bootstrap could not give an interval for a defined value.</summary>
+    public const string NoIntervalPrefix = "no interval (";
+
+    /// <summary>Defined, but without an interval because a group has a single patient (the bootstrap cannot vary it).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool NoIntervalOnePatient => Detail?.StartsWith(NoIntervalPrefix + "TooFewUnits)", StringComparison.Ordinal) == true;
+
     public override string ToString()
     {
         var ci = System.Globalization.CultureInfo.InvariantCulture;

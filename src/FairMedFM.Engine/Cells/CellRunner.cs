@@ -174,7 +174,8 @@ public sealed partial class CellRunner(Workspace workspace)
         return ci is { IsDefined: true }
             ? new MetricEntry(v.Value, Detail: v.Detail ?? (ci.Detail is null ? null : "interval: " + ci.Detail), Lower: ci.Lower, Upper: ci.Upper)
             // An interval the bootstrap could not give (e.g. one patient in a group: TooFewUnits) is said, not left blank.
-            : new MetricEntry(v.Value, Detail: v.Detail ?? (ci is null ? null : $"no interval ({ci.Reason}): {ci.Detail}"));
+            : new MetricEntry(v.Value, Detail: ci is null ? v.Detail
+                : $"{MetricEntry.NoIntervalPrefix}{ci.Reason}): {ci.Detail}" + (v.Detail is null ? "" : "; " + v.Detail));
     }
 
     private static GroupResult ToGroup(GroupReport g, IReadOnlyDictionary<string, ConfidenceInterval>? cis) =>

@@ -81,7 +81,7 @@ public static class FairnessMatrix
                 {
                     values.Add(v);
                     if (e.Lower is { } lo && e.Upper is { } hi) { lows.Add(lo); highs.Add(hi); }
-                    else if (e.Detail?.StartsWith("no interval (TooFewUnits)", StringComparison.Ordinal) == true) noInterval = "1 patient";
+                    else if (e.NoIntervalOnePatient) noInterval = "1 patient";
                 }
                 else reasons.Add(c.Summary.TryGetValue(metric, out var u) ? u.Undefined ?? "missing" : "not computed");
             }

@@ -49,6 +49,23 @@ public sealed partial class SegDemoGridTests : IDisposable
     }
 
     [Fact]
+    public async Task One_patient_per_group_prints_no_interval_in_the_main_table_too()
+    {
+        // Two patients of one image each, one per sex: the bootstrap cannot vary either group, so no interval anywhere.
+        var d2 = _tmp.File("onepatient");
+        Assert.Equal(0, (await CliRunner.Run("synth-seg", "--out", d2, "--patients", "2", "--items-per-patient", "1")).Code);
+        var grid = _tmp.File("one.yaml");
+        File.WriteAllText(grid, $"name: one\ndatasets: [\"{Path.Combine(d2, "card.yaml")}\"]\nmodels: [otsu-threshold]\nusages: [seg-bbox]\nattributes: [sex]\nnormalization: dataset\nmetrics:\n  bootstrap: 50\n");
+        var (code, output) = await CliRunner.Run("run", "--grid", grid, "--out", _tmp.File("out1"), "--cache", _tmp.File("cache1"), "--plain");
+        Assert.True(code == 0, output);
+        // The main table (from the aggregator grain) and the per-group table both say why, never a bare value.
+        var main = output[..output.IndexOf(": per group", StringComparison.Ordinal)];
+        Assert.Contains("[no interval: 1 patient]", main);
+        Assert.Contains("[no interval: 1 patient]", output[output.IndexOf(": per group", StringComparison.Ordinal)..]);
+        Assert.DoesNotMatch(@"\[\d\.\d{3}, \d\.\d{3}\]", output);
+    }
+
+    [Fact]
     public async Task The_segmentation_demo_grid_runs_on_synthetic_data_and_prints_per_group_values_with_intervals()
     {
         var d2 = _tmp.File("synth2d");
