@@ -163,6 +163,23 @@ public sealed class ZooInputValidationTests : IDisposable
         Assert.Equal("unusable: " + e.Message, status.Weights);
     }
 
+    [Theory]
+    [InlineData("\"hidden_size\": -5", "'hidden_size' is -5, expected a positive integer")]
+    [InlineData("\"num_attention_heads\": 7", "'hidden_size' 768 is not a multiple of 'num_attention_heads' 7")]
+    [InlineData("\"patch_size\": 0", "'patch_size' is 0, expected a positive integer")]
+    [InlineData("\"patch_size\": 16", "'image_size' 518 is not a multiple of 'patch_size' 16")]
+    public void A_config_size_that_cannot_build_the_model_names_the_file_and_key(string entry, string expected)
+    {
+        var config = RadDino("{\n  \"model_type\": \"dinov2\",\n  " + entry + "\n}");
+        var e = Assert.Throws<InvalidDataException>(() => HfVisionModels.Dinov2Config(config));
+        Assert.Contains(config, e.Message);
+        Assert.Contains(expected, e.Message);
+        var clip = Path.Combine(_dir.Path, "clip.json");
+        File.WriteAllText(clip, """{"model_type": "clip", "vision_config": {"hidden_size": 768, "num_attention_heads": 7}}""");
+        Assert.Contains("'vision_config.hidden_size' 768 is not a multiple of 'vision_config.num_attention_heads' 7",
+            Assert.Throws<InvalidDataException>(() => HfVisionModels.ClipVisionConfig(clip)).Message);
+    }
+
     [Fact]
     public void A_config_value_of_the_wrong_kind_names_the_file_key_and_line()
     {

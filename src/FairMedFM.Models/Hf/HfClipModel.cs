@@ -68,7 +68,7 @@ public static class HfClipModel
     private static JsonObject Section(JsonObject o, string name) =>
         o[name] as JsonObject ?? o[name + "_dict"] as JsonObject ?? new JsonObject();
 
-    private static int Int(JsonObject o, string k, int d) => HfConfigJson.Int(o, k, d);
+    private static int Int(JsonObject o, string k, int d) => HfConfigJson.PositiveInt(o, k, d); // every int read here is a size or count
     private static double Dbl(JsonObject o, string k, double d) => HfConfigJson.Dbl(o, k, d);
 
     /// <summary>
@@ -96,6 +96,8 @@ public static class HfClipModel
             if (inter != 4 * hidden) throw new NotSupportedException($"'{configJson}': {name}.intermediate_size {inter} ≠ 4 × hidden_size {hidden}.");
         }
         int vWidth = Int(v, "hidden_size", 768), vHeads = Int(v, "num_attention_heads", 12);
+        HfConfigJson.CheckShapes(v, vWidth, vHeads, Int(v, "image_size", 224), Int(v, "patch_size", 32));
+        HfConfigJson.CheckShapes(t, Int(t, "hidden_size", 512), Int(t, "num_attention_heads", 8));
         var clip = new ClipConfig(
             EmbedDim: Int(o, "projection_dim", 512),
             ImageResolution: Int(v, "image_size", 224),

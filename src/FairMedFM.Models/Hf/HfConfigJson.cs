@@ -69,6 +69,29 @@ public static class HfConfigJson
 
     public static int Int(JsonObject o, string k, int d) => o[k] is { } n ? AsInt(n) : d;
 
+    /// <summary>A size or count (hidden_size, patch_size, …): a positive integer, else an error naming the key.</summary>
+    public static int PositiveInt(JsonObject o, string k, int d)
+    {
+        int v = Int(o, k, d);
+        return v > 0 ? v : throw new HfConfigValueException(KeyIn(o, k), $"'{KeyIn(o, k)}' is {v}, expected a positive integer");
+    }
+
+    /// <summary>The transformer's shapes must fit together (else the module's own message would name no file or key):
+    /// hidden_size a multiple of num_attention_heads, image_size a multiple of patch_size.</summary>
+    public static void CheckShapes(JsonObject o, int hidden, int heads, int? image = null, int? patch = null)
+    {
+        if (hidden % heads != 0)
+            throw new HfConfigValueException(KeyIn(o, "hidden_size"), $"'{KeyIn(o, "hidden_size")}' {hidden} is not a multiple of '{KeyIn(o, "num_attention_heads")}' {heads}");
+        if (image is { } i && patch is { } p && i % p != 0)
+            throw new HfConfigValueException(KeyIn(o, "image_size"), $"'{KeyIn(o, "image_size")}' {i} is not a multiple of '{KeyIn(o, "patch_size")}' {p}");
+    }
+
+    private static string KeyIn(JsonObject o, string k)
+    {
+        var p = o.GetPath();
+        return p is "$" or "" ? k : (p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : p.TrimStart('$')) + "." + k;
+    }
+
     public static int? IntOrNull(JsonObject o, string k) => o[k] is { } n ? AsInt(n) : null;
 
     public static int AsInt(JsonNode n)

@@ -38,7 +38,7 @@ public static class HfVisionModels
         throw new InvalidDataException($"'{source}': model_type '{t}' is neither '{twoTowerType}' nor '{visionType}'.");
     }
 
-    private static int Int(JsonObject o, string k, int d) => HfConfigJson.Int(o, k, d);
+    private static int Int(JsonObject o, string k, int d) => HfConfigJson.PositiveInt(o, k, d); // every int read here is a size or count
     private static double Dbl(JsonObject o, string k, double d) => HfConfigJson.Dbl(o, k, d);
     private static string Str(JsonObject o, string k, string d) => HfConfigJson.Str(o, k, d);
 
@@ -55,7 +55,7 @@ public static class HfVisionModels
         if (Str(o, "hidden_act", "gelu") != "gelu") throw new NotSupportedException($"'{configJson}': hidden_act must be gelu.");
         if (Math.Abs(Dbl(o, "layer_norm_eps", 1e-6) - VitOps.LayerNormEps) > 1e-12)
             throw new NotSupportedException($"'{configJson}': layer_norm_eps {Dbl(o, "layer_norm_eps", 1e-6)} (the DINOv2 module uses 1e-6).");
-        return new DinoV2Config
+        var c = new DinoV2Config
         {
             ImgSize = Int(o, "image_size", 518),
             PatchSize = Int(o, "patch_size", 14),
@@ -68,6 +68,8 @@ public static class HfVisionModels
             InitValues = Dbl(o, "layerscale_value", 1.0),
             InterpolateOffset = 0, // transformers ≥ 4.4x: F.interpolate(size=(h/p, w/p), bicubic, align_corners=False)
         };
+        HfConfigJson.CheckShapes(o, c.EmbedDim, c.NumHeads, c.ImgSize, c.PatchSize);
+        return c;
     }
 
     /// <summary>SiglipConfig / SiglipVisionConfig → timm VisionTransformer config (no class token, 'map' pooling, tanh GELU).</summary>
@@ -78,7 +80,7 @@ public static class HfVisionModels
         var v = VisionSection(ReadJson(configJson), "siglip", "siglip_vision_model", configJson);
         var act = Str(v, "hidden_act", "gelu_pytorch_tanh");
         if (act is not ("gelu_pytorch_tanh" or "gelu")) throw new NotSupportedException($"'{configJson}': hidden_act '{act}'.");
-        return new VitConfig
+        var c = new VitConfig
         {
             ImgSize = Int(v, "image_size", 224),
             PatchSize = Int(v, "patch_size", 16),
@@ -94,6 +96,8 @@ public static class HfVisionModels
             FcNorm = false,
             NumClasses = 0,
         };
+        HfConfigJson.CheckShapes(v, c.EmbedDim, c.NumHeads, c.ImgSize, c.PatchSize);
+        return c;
     }
 
     /// <summary>CLIPConfig / CLIPVisionConfig(+projection_dim) → timm VisionTransformer config (pre-norm, CLS, bias-free head).</summary>
@@ -106,7 +110,7 @@ public static class HfVisionModels
         var act = Str(v, "hidden_act", "quick_gelu");
         if (act is not ("quick_gelu" or "gelu")) throw new NotSupportedException($"'{configJson}': hidden_act '{act}'.");
         int proj = HfConfigJson.IntOrNull(o, "projection_dim") ?? Int(v, "projection_dim", 512);
-        return new VitConfig
+        var c = new VitConfig
         {
             ImgSize = Int(v, "image_size", 224),
             PatchSize = Int(v, "patch_size", 32),
@@ -123,6 +127,8 @@ public static class HfVisionModels
             NumClasses = proj,
             HeadBias = false,
         };
+        HfConfigJson.CheckShapes(v, c.EmbedDim, c.NumHeads, c.ImgSize, c.PatchSize);
+        return c;
     }
 
     // ---- loading ----
