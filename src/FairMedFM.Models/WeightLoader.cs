@@ -361,7 +361,9 @@ public static class WeightLoader
                                       or IndexOutOfRangeException or ArgumentException or NullReferenceException or InvalidDataException)
         {
             // The unpickler's own messages ("Sequence contains no matching element") say nothing about the file.
-            throw new InvalidDataException($"'{path}': data.pkl is not a PyTorch state dict this loader can read ({TorchErrors.Clean(e.Message)}); " +
+            // A cast failure means the pickle holds another kind of object (a list, a whole module) where a dict belongs.
+            var why = e is InvalidCastException ? "it holds another kind of object than a dict of tensors" : TorchErrors.Clean(e.Message);
+            throw new InvalidDataException($"'{path}': data.pkl is not a PyTorch state dict this loader can read ({why}); " +
                                            "re-save it with torch.save(model.state_dict(), ...) or as .safetensors", e);
         }
         var dict = Unwrap(table);

@@ -254,6 +254,16 @@ public sealed class ZooInputValidationTests : IDisposable
     }
 
     [Fact]
+    public void An_onnx_card_that_is_not_json_names_its_line_from_1()
+    {
+        var card = OnnxCard("my-fm", "{\"id\": \"my-fm\",\n  nope}");
+        var e = Assert.Throws<InvalidDataException>(() => ModelZoo.ResolveCard("my-fm", _dir.Path));
+        Assert.Contains(card, e.Message);
+        Assert.Contains("is not valid JSON (line 2, column", e.Message);
+        Assert.DoesNotContain("LineNumber", e.Message);
+    }
+
+    [Fact]
     public void A_good_onnx_card_is_listed_with_its_file()
     {
         OnnxCard("my-fm", """{"id": "my-fm", "onnx": "model.onnx", "image_size": 224, "normalization": {"kind": "dataset"}}""");

@@ -26,16 +26,23 @@ public static class HfConfigJson
         }
         catch (JsonException e)
         {
-            var what = e.Message;
-            int cut = what.IndexOf(" LineNumber:", StringComparison.Ordinal);
-            if (cut > 0) what = what[..cut].TrimEnd();
-            var where = e.LineNumber is { } l ? $" (line {l + 1}, column {(e.BytePositionInLine ?? 0) + 1})" : "";
-            throw new InvalidDataException($"'{path}' is not valid JSON{where}: {what}", e);
+            throw new InvalidDataException($"'{path}' is not valid JSON{Describe(e)}", e);
         }
         catch (ArgumentException e)
         {
             throw new InvalidDataException($"'{path}': a key appears twice ({e.Message})", e);
         }
+    }
+
+    /// <summary>" (line 3, column 5): what is wrong" for a JSON parse error: 1-based, without System.Text.Json's own
+    /// 0-based "LineNumber: … | BytePositionInLine: …" tail.</summary>
+    public static string Describe(JsonException e)
+    {
+        var what = e.Message;
+        int cut = what.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        if (cut > 0) what = what[..cut].TrimEnd();
+        var where = e.LineNumber is { } l ? $" (line {l + 1}, column {(e.BytePositionInLine ?? 0) + 1})" : "";
+        return $"{where}: {what}";
     }
 
     /// <summary>Runs <paramref name="read"/> over the config at <paramref name="path"/>, naming the file (and the key's line when the key is

@@ -251,7 +251,7 @@ public sealed class OnnxImageEncoder : IImageEncoder
             o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
             _ = o.Count;
         }
-        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON: {e.Message}", e); }
+        catch (JsonException e) { throw new InvalidDataException($"'{path}' is not valid JSON{Hf.HfConfigJson.Describe(e)}", e); }
         catch (ArgumentException e) { throw Bad($"a key appears twice ({e.Message})."); }
         foreach (var (k, _) in o)
             if (!CardKeys.Contains(k)) throw Bad($"unknown key '{k}' (known: {string.Join(", ", CardKeys)}).");
