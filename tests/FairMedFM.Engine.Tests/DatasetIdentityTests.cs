@@ -75,6 +75,26 @@ public sealed class DatasetIdentityTests
     }
 
     [Fact]
+    public void The_report_gives_no_interval_for_an_entry_that_mixes_two_datasets()
+    {
+        using var tmp = new TempDir();
+        var dir = ReportFixture.Write(tmp.Sub("r"), withCis: true);
+        // chest_b's cells renamed chest_a: two cards under one name, as in a sweep extended with a clashing card.
+        var path = Path.Combine(dir, "results.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsArray();
+        foreach (var c in node.OfType<System.Text.Json.Nodes.JsonObject>())
+            if ((string?)c["dataset_name"] == "chest_b") c["dataset_name"] = "chest_a";
+        File.WriteAllText(path, node.ToJsonString());
+        var model = ReportModel.Build(ReportInput.Load(dir), null);
+        var m = model.Matrices.First(x => x.Metric.Key == "overall-auc");
+        var cell = m.Cells[("chest_a", "fm-alpha")];
+        Assert.StartsWith("undefined (AmbiguousDataset", cell.ValueText);
+        Assert.Null(cell.Ci);
+        Assert.Equal("no CI", cell.CiText);
+        Assert.Equal(0, cell.CiSeeds);
+    }
+
+    [Fact]
     public void Evaluate_flags_an_estimate_outside_its_interval_and_explains_it()
     {
         static EvaluatedMetric M(double v, double lo, double hi) => new(v, null, null, lo, hi, "LowerIsBetter", "gap");

@@ -96,15 +96,18 @@ public static class FairnessMatrix
         return new MatrixSlice(usage, method, attribute, metric, datasets, models, dict);
     }
 
+    /// <summary>The undefined reason of an entry that mixes several datasets (or several cells of one seed).</summary>
+    public const string AmbiguousDataset = "AmbiguousDataset";
+
     /// <summary>The reason a dataset × model entry cannot be aggregated over seeds, or null when it can.</summary>
     internal static string? Ambiguity(IReadOnlyList<MatrixInput> entry)
     {
         var cards = entry.Select(c => c.Card).Where(c => c is not null).Distinct().ToList();
         if (cards.Count > 1)
-            return $"AmbiguousDataset: {cards.Count} dataset cards are named '{entry[0].Dataset}' ({string.Join(", ", cards)}); give each card its own name";
+            return $"{AmbiguousDataset}: {cards.Count} dataset cards are named '{entry[0].Dataset}' ({string.Join(", ", cards)}); give each card its own name";
         var seed = entry.GroupBy(c => c.Seed).FirstOrDefault(s => s.Count() > 1);
         return seed is null ? null
-            : $"AmbiguousDataset: {seed.Count()} results for seed {seed.Key} of '{entry[0].Dataset}' × {entry[0].Model} (several datasets share this name, or the sweep holds cells with other settings); give each card its own name or split the sweep";
+            : $"{AmbiguousDataset}: {seed.Count()} results for seed {seed.Key} of '{entry[0].Dataset}' × {entry[0].Model} (several datasets share this name, or the sweep holds cells with other settings); give each card its own name or split the sweep";
     }
 
     /// <summary>

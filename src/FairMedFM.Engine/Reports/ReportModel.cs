@@ -91,12 +91,14 @@ public sealed record ReportMatrixCell(string Dataset, string Model, MatrixCell S
     {
         get
         {
+            // An entry the matrix refused to aggregate (several datasets under one name) has no interval either.
+            if (Stats.UndefinedReasons.Any(r => r.StartsWith(FairnessMatrix.AmbiguousDataset, StringComparison.Ordinal))) return null;
             var cis = Seeds.Where(s => s.Value is not null && s.Ci is not null).Select(s => s.Ci!).ToList();
             return cis.Count == 0 ? null : new ConfidenceInterval(cis.Average(c => c.Lower), cis.Average(c => c.Upper), cis[0].Level);
         }
     }
 
-    public int CiSeeds => Seeds.Count(s => s.Value is not null && s.Ci is not null);
+    public int CiSeeds => Ci is null ? 0 : Seeds.Count(s => s.Value is not null && s.Ci is not null);
 
     /// <summary>Value text: "0.572 ± 0.055", "undefined (NoPositives)" (never 0), with "(1 of 3 undefined)" when some seeds are.</summary>
     public string ValueText => Stats.Format();
