@@ -47,6 +47,18 @@ var device = cfg["Devices"] ?? "cpu";
 FairMedFM.Grains.SweepOptions sweeps;
 try
 {
+    // A misspelt setting (--Devcies, --TrainingSlot) would otherwise be ignored and the silo start with the default.
+    string[] settings = ["AnnounceSeconds", "BackoffSeconds", "Cache", "ClusterId", "Clustering", "DataRoots", "Devices", "GatewayPort",
+        "HealthPort", "LeaseSeconds", "MaxAttempts", "MaxBackoffSeconds", "MissedProbesLimit", "ModelCards", "ParentPid", "PrimarySilo",
+        "ProbeTimeoutSeconds", "Redis", "RedisWaitSeconds", "ReminderMinutes", "SiloPort", "SweepTickMs", "TrainingSlots", "Weights"];
+    string[] hostSettings = ["urls", "environment", "contentRoot", "applicationName"]; // ASP.NET Core's own; "A:B" keys are sections
+    foreach (var token in args.Where(a => a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2))
+    {
+        var key = token[2..].Split('=')[0];
+        if (key.Contains(':') || settings.Concat(hostSettings).Contains(key, StringComparer.OrdinalIgnoreCase)) continue;
+        var near = FairMedFM.Engine.Config.NameSuggestions.Nearest(key, settings);
+        throw new ArgumentException($"unknown setting --{key}" + (near is null ? "" : $" (did you mean --{near}?)") + $"; settings: {string.Join(", ", settings)}");
+    }
     siloPort = Int("SiloPort", 11111, 1, 65535);
     gatewayPort = Int("GatewayPort", 30000, 1, 65535);
     healthPort = Int("HealthPort", 8080, 1, 65535);

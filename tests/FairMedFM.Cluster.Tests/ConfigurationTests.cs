@@ -60,6 +60,18 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_misspelt_silo_setting_is_named_with_the_nearest_instead_of_ignored()
+    {
+        Directory.CreateDirectory(_root);
+        var (code, output, _) = await SiloAsync(new Dictionary<string, string>(), "--Devcies", "cpu=4");
+        Assert.True(code == 2, output);
+        Assert.Contains("error: unknown setting --Devcies (did you mean --Devices?)", output);
+        (code, output, _) = await SiloAsync(new Dictionary<string, string>(), "--TrainingSlot=4");
+        Assert.True(code == 2, output);
+        Assert.Contains("unknown setting --TrainingSlot (did you mean --TrainingSlots?)", output);
+    }
+
+    [Fact]
     public async Task A_silo_with_a_wrong_redis_password_stops_with_one_line_and_exit_3_without_the_password()
     {
         var redis = await RedisWithPasswordAsync();

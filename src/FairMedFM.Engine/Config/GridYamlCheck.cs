@@ -159,6 +159,15 @@ internal static class GridYamlCheck
             throw Error(source, s, key, why);
     }
 
+    /// <summary>The closest of <paramref name="choices"/> to <paramref name="value"/>, ignoring case, when it is close enough to be
+    /// a likely typo (else null): for names outside grids too (silo settings).</summary>
+    public static string? NearestName(string value, IEnumerable<string> choices)
+    {
+        var list = choices.ToList();
+        var lower = Nearest(value, list.Select(c => c.ToLowerInvariant()));
+        return lower is null ? null : list.First(c => c.Equals(lower, StringComparison.OrdinalIgnoreCase));
+    }
+
     /// <summary>The closest choice when it is close enough to be a likely typo, else null.</summary>
     private static string? Nearest(string value, IEnumerable<string> choices)
     {
