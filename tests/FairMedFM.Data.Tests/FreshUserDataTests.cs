@@ -82,6 +82,19 @@ public class FreshUserDataTests
     }
 
     [Fact]
+    public void Per_patient_true_without_patient_ids_is_refused_not_skipped()
+    {
+        using var t = new TempDir();
+        var card = TestData.SmallDataset(t.Path);
+        var text = File.ReadAllText(card);
+        var withoutIds = string.Join("\n", text.Split('\n').Where(l => !l.TrimStart().StartsWith("patient_id_column:", StringComparison.Ordinal)));
+        File.WriteAllText(card, withoutIds.Replace("map: {M: male, F: female}", "map: {M: male, F: female}\n    per_patient: true"));
+        var e = Assert.Throws<DataException>(() => DatasetCard.Load(card));
+        Assert.Contains("per_patient is true, but the card has no patient_id_column", e.Message);
+        Assert.Contains("attributes[0].per_patient", e.Message);
+    }
+
+    [Fact]
     public void A_segmentation_patient_with_two_sexes_is_refused()
     {
         using var tmp = new TempDir();

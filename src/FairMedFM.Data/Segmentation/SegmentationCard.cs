@@ -123,6 +123,10 @@ public sealed class SegmentationCard
         for (int i = 0; i < Attributes.Count; i++)
         {
             Attributes[i].Validate(file, $"attributes[{i}]");
+            // Asked for explicitly, the per-patient check must not be skipped without a word for want of patient ids.
+            if (Attributes[i].PerPatient == true && string.IsNullOrEmpty(PatientIdColumn))
+                throw new DataException("per_patient is true, but the card has no patient_id_column: the check needs patient ids " +
+                                        "(add patient_id_column, or leave per_patient out)", file, field: $"attributes[{i}].per_patient");
             if (!names.Add(Attributes[i].Name)) throw Err($"attributes[{i}].name", $"duplicate attribute name '{Attributes[i].Name}'");
         }
         for (int i = 0; i < Intersections.Count; i++)
