@@ -150,7 +150,9 @@ public static class ModelCatalog
             throw new ArgumentException($"'{modelId}' is not available yet: {na.Reason}");
         if (FairMedFM.Models.Sam.SegModelZoo.NotYetAvailable.FirstOrDefault(n => n.Id == modelId) is { Id: not null } sna)
             throw new ArgumentException($"'{modelId}' is a segmentation model, and not available yet: {sna.Reason}");
-        throw new ArgumentException($"unknown model '{modelId}' (known: {string.Join(", ", ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()))}; " +
+        var known = ModelZoo.Cards.Select(c => c.Id).Concat(Registered.Keys.Order()).ToList();
+        var near = Config.NameSuggestions.Nearest(modelId, known) is { } n ? $"did you mean '{n}'? " : "";
+        throw new ArgumentException($"unknown model '{modelId}' ({near}known: {string.Join(", ", known)}; " +
                                     $"or declare an ONNX model in <weights>/{modelId}/{FairMedFM.Models.Onnx.OnnxImageEncoder.CardFileName})");
     }
 

@@ -95,6 +95,15 @@ public sealed class DatasetIdentityTests
     }
 
     [Fact]
+    public void A_misspelt_model_id_gets_the_nearest_one()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ModelCatalog.Card("resnet18-imagenet-cnkt"));
+        Assert.Contains("unknown model 'resnet18-imagenet-cnkt' (did you mean 'resnet18-imagenet-cntk'?", e.Message);
+        var s = Assert.Throws<ConfigException>(() => FairMedFM.Engine.Segmentation.SegModelCatalog.Get("otsu-treshold"));
+        Assert.Contains("did you mean 'otsu-threshold'?", s.Message);
+    }
+
+    [Fact]
     public void Evaluate_flags_an_estimate_outside_its_interval_and_explains_it()
     {
         static EvaluatedMetric M(double v, double lo, double hi) => new(v, null, null, lo, hi, "LowerIsBetter", "gap");

@@ -25,6 +25,7 @@ public class GridFreshUserTests
     [InlineData(Minimal + "training:\n  epochs: \"5\"\n", "g.yaml", "line 6, column 11: training.epochs: '5' is quoted text")]
     [InlineData(Minimal + "split: {train: '0.6'}\n", "g.yaml", "split.train: '0.6' is quoted text; write a number without quotes")]
     [InlineData(Minimal + "training: {fixed_lr: \"true\"}\n", "g.yaml", "training.fixed_lr: 'true' is quoted text; write true or false without quotes")]
+    [InlineData(Minimal + "seeds: [99999999999]\n", "g.yaml", "seeds: '99999999999' is out of range (from -2147483648 to 2147483647)")]
     public void A_quoted_number_is_refused_with_key_line_and_column(string text, string source, string expected)
     {
         var e = Invalid(text, source);

@@ -93,6 +93,8 @@ internal static class GridYamlCheck
             bool ok = type == typeof(bool) ? bool.TryParse(v, out _)
                 : type == typeof(double) ? double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
                 : long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) && (type == typeof(long) || l is >= int.MinValue and <= int.MaxValue);
+            if (!ok && type == typeof(int) && long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
+                throw Error(source, node, key, $"'{v}' is out of range (from {int.MinValue} to {int.MaxValue})");
             if (!ok) throw Error(source, node, key, $"'{v}' is not {Expected(type)}");
             // "1" in quotes is text in YAML and JSON alike: a quoted number would otherwise be read as the number silently.
             if (s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted)

@@ -140,7 +140,7 @@ public static class SegModelCatalog
                 ? $"segmentation model '{id}' is not available yet: {n.Reason}"
                 : FairMedFM.Models.ModelStatus.NotYetAvailable.FirstOrDefault(n => n.Id == id) is { Id: not null } cn
                     ? $"'{id}' is not available yet: {cn.Reason} (and it is a classification model; segmentation usages need a segmentation model)"
-                    : $"unknown segmentation model '{id}' (known: {string.Join(", ", KnownIds)})");
+                    : $"unknown segmentation model '{id}' ({(Config.NameSuggestions.Nearest(id, KnownIds) is { } near ? $"did you mean '{near}'? " : "")}known: {string.Join(", ", KnownIds)})");
 
     /// <summary>sha256 of the weights a cell would load (memoised per process; the checkpoint is hashed, not loaded). Baselines: a fixed id of the algorithm.</summary>
     public static string WeightsHash(string id, Workspace ws)
