@@ -97,6 +97,11 @@ public sealed class ClusterConnection : IAsyncDisposable
             // StackExchange.Redis's own text advises code changes ("use abortConnect=false … in your code"): say what failed instead.
             if (Find<StackExchange.Redis.RedisConnectionException>(e) is { } r)
                 throw new InvalidOperationException($"could not reach the {description}: {RedisFailure(r.FailureType)}", e);
+            // Orleans' "Could not find any gateway in 'Orleans.Clustering.Redis.RedisGatewayListProvider'": Redis answered, no silo runs.
+            for (Exception? x = e; x is not null; x = x.InnerException)
+                if (x.Message.Contains("Could not find any gateway", StringComparison.Ordinal))
+                    throw new InvalidOperationException($"could not reach the {description}: no silo of this cluster is running (Redis lists no gateway); " +
+                                                        "start one (README: Durable sweeps on a cluster)", e);
             throw new InvalidOperationException($"could not reach the {description}: {e.Message}", e);
         }
         return new ClusterConnection(host, host.Services.GetRequiredService<IClusterClient>(), description, embedded: redis is null && gateway is null);

@@ -18,9 +18,15 @@ public static partial class OutputFolder
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
         {
-            return e.Message;
+            return Reason(e);
         }
     }
+
+    /// <summary>Why a folder could not be made or written, in words: .NET says "Could not find file '/proc/x'" for a folder
+    /// whose parent does not allow new entries.</summary>
+    public static string Reason(Exception e) => e is DirectoryNotFoundException or FileNotFoundException
+        ? "the folder cannot be created there (its parent is missing or does not allow new folders)"
+        : e.Message;
 
     /// <summary>
     /// Deletes <c>cells/&lt;id&gt;.json</c> and <c>cells/&lt;id&gt;.predictions.csv</c> whose id is not one of

@@ -65,7 +65,7 @@ public static class ReportCommand
                 try { Directory.CreateDirectory(Path.GetDirectoryName(html)!); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    console.MarkupLine($"[red]error:[/] cannot create the folder of --out {Markup.Escape(html)}: {Markup.Escape(e.Message)}");
+                    console.MarkupLine($"[red]error:[/] cannot create the folder of --out {Markup.Escape(html)}: {Markup.Escape(OutputFolder.Reason(e))}");
                     return SweepCommands.ExitBadInput;
                 }
                 if (OutputFile.Write(file, JsonSerializer.Serialize(results, JsonDefaults.Pretty), "--out") is { } error)

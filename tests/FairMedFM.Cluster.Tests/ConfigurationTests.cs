@@ -115,6 +115,23 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_redis_with_no_silo_is_reported_as_such_not_in_orleans_words()
+    {
+        var redis = await RedisWithPasswordAsync();
+        var writer = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No, Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 240;
+        var code = await new Cli(console).InvokeAsync(["status", "--redis", $"127.0.0.1:{redis.Port},password={Password}"]).WaitAsync(TimeSpan.FromMinutes(1));
+        var output = writer.ToString();
+        Assert.True(code == SweepCommands.ExitUnreachable, output);
+        Assert.Contains("no silo of this cluster is running (Redis lists no gateway)", output);
+        Assert.DoesNotContain("RedisGatewayListProvider", output);
+    }
+
+    [Fact]
     public async Task The_right_password_passes_the_check()
     {
         var redis = await RedisWithPasswordAsync();

@@ -74,6 +74,10 @@ public sealed class CliInputTests
         Assert.True(code == 2, o);
         Assert.Contains("cannot write the cache folder --cache", o);
         Assert.DoesNotContain("cells:", o);
+        // A folder that cannot be created is called a folder (.NET says "Could not find file '/proc/…'").
+        if (Directory.Exists("/proc/self"))
+            Assert.Equal("the folder cannot be created there (its parent is missing or does not allow new folders)",
+                Client.OutputFolder.CheckWritable("/proc/fairmedfm-no-such-folder"));
     }
 
     [Fact]
