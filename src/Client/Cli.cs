@@ -245,6 +245,12 @@ public sealed class Cli
         foreach (var o in new Option[] { file, json, label, score, scores, attr, intersect, patient, split, missing, mode, rule, value, spec, boot, ci, level, seed, bins }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
+            // An option that the other options make meaningless is said to be ignored, never silently dropped.
+            bool Given(Option o) => pr.GetResult(o) is { Implicit: false };
+            if (Given(spec) && pr.GetValue(rule) != "fixed-specificity")
+                _console.MarkupLine("[yellow]note:[/] --specificity applies to --threshold fixed-specificity; ignored here");
+            if ((Given(ci) || Given(level)) && pr.GetValue(boot) == 0)
+                _console.MarkupLine("[yellow]note:[/] --ci and --ci-level apply to bootstrap intervals; ignored with --bootstrap 0");
             try
             {
                 var path = pr.GetValue(file)!;
@@ -311,6 +317,13 @@ public sealed class Cli
         }
 
         var ws = Workspace.FromEnvironment(pr.GetValue(CacheOpt), pr.GetValue(WeightsOpt));
+        if (pr.GetValue(WeightsOpt) is { } weightsGiven && File.Exists(ws.WeightsDir))
+        {
+            _console.MarkupLine($"[red]error:[/] --weights {Markup.Escape(weightsGiven)} is a file; give the folder that holds the weights");
+            return 2;
+        }
+        if (pr.GetValue(WeightsOpt) is not null && embedded && !Directory.Exists(ws.WeightsDir))
+            _console.MarkupLine($"[yellow]note:[/] weights folder {Markup.Escape(ws.WeightsDir ?? "")} does not exist: cells of models that need weights will fail");
         var outDir = Path.GetFullPath(pr.GetValue(OutOpt) ?? defaultOut ?? Path.Combine("out", grid.Name));
         // Checked before the sweep, so a bad option never costs a whole run.
         string? early = File.Exists(outDir) ? $"--out {outDir} is a file, not a folder"

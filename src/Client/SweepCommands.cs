@@ -349,6 +349,7 @@ public sealed class SweepCommands(IAnsiConsole console)
         {
             var agg = ClientOf(pr).GetGrain<IAggregatorGrain>(id);
             if (pr.GetValue(CellOpt) is { } cellId) return await PrintDrillDownAsync(agg, id, cellId, pr.GetValue(LimitOpt));
+            if (pr.GetResult(LimitOpt) is { Implicit: false }) console.MarkupLine("[yellow]note:[/] --limit applies to a cell's drill-down (--cell ID); ignored here");
             var filter = new MatrixFilter(pr.GetValue(UsageOpt), pr.GetValue(MethodOpt), pr.GetValue(AttributeOpt), pr.GetValue(MetricOpt));
             return await PrintMatrixAsync(agg, await ClientOf(pr).GetGrain<ISweepGrain>(id).GetCells(), id, filter);
         }));

@@ -51,6 +51,28 @@ public sealed class CliInputTests
     }
 
     [Fact]
+    public async Task Options_made_meaningless_by_others_are_said_to_be_ignored()
+    {
+        using var tmp = new TempDir();
+        var csv = tmp.File("p.csv");
+        File.WriteAllLines(csv, new[] { "label,score,group" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i % 2},{(i % 2 == 0 ? 0.3 : 0.7) + i / 400.0},{(i % 4 < 2 ? "A" : "B")}")));
+        var (code, o) = await CliRunner.Run("evaluate", "--predictions", csv, "--specificity", "0.5", "--ci", "bca", "--bootstrap", "0");
+        Assert.True(code == 0, o);
+        Assert.Contains("--specificity applies to --threshold fixed-specificity; ignored here", o);
+        Assert.Contains("ignored with --bootstrap 0", o);
+        (code, o) = await CliRunner.Run("evaluate", "--predictions", csv, "--bootstrap", "0");
+        Assert.DoesNotContain("note:", o);
+        // --weights naming a file is refused before any cell.
+        File.WriteAllText(tmp.File("w"), "x");
+        var card = TinyData.WriteCard(tmp.Sub("card"), "w_tiny");
+        var grid = tmp.File("g.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml("w-tiny", card));
+        (code, o) = await CliRunner.Run("run", "--grid", grid, "--out", tmp.File("out"), "--cache", tmp.File("cache"), "--weights", tmp.File("w"));
+        Assert.True(code == 2, o);
+        Assert.Contains("is a file; give the folder that holds the weights", o);
+    }
+
+    [Fact]
     public async Task A_mistyped_command_gets_the_nearest_command()
     {
         var (code, o) = await CliRunner.Run("runn", "--grid", "g.yaml");
