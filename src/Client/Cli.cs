@@ -403,13 +403,23 @@ public sealed class Cli
     {
         if (plain || !_console.Profile.Capabilities.Interactive)
         {
+            // Progress<T> posts each report to the thread pool: without the gate a late report could write while the
+            // tables are printed (interleaved or lost text), so reports stop, under the lock, once the sweep has returned.
             string last = "";
+            var gate = new object();
+            bool finished = false;
             var p = new Progress<SweepProgress>(s =>
             {
-                var line = Describe(s);
-                if (line != last) { _console.WriteLine(line); last = line; }
+                lock (gate)
+                {
+                    if (finished) return;
+                    var line = Describe(s);
+                    if (line != last) { _console.WriteLine(line); last = line; }
+                }
             });
-            return await SweepDriver.RunAsync(client, grid, p, ct: ct);
+            var result = await SweepDriver.RunAsync(client, grid, p, ct: ct);
+            lock (gate) finished = true;
+            return result;
         }
 
         SweepOutcome? outcome = null;

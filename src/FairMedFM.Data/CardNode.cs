@@ -181,22 +181,11 @@ internal sealed class CardMap
         foreach (var e in _node.Entries)
         {
             if (e.Key == key || _used.Contains(e.Key) || (_known?.Contains(e.Key) ?? false)) continue;
-            if (EditDistance(e.Key.ToLowerInvariant(), key) <= Math.Max(2, key.Length / 3))
+            if (EditDistance.Between(e.Key.ToLowerInvariant(), key) <= Math.Max(2, key.Length / 3))
                 return Error(key, $"{reason}; unknown field '{Path(e.Key)}'" + (e.Value.Line > 0 ? $" (line {e.Value.Line})" : "") +
                                   $" — did you mean '{key}'?");
         }
         return Error(key, reason);
-    }
-
-    internal static int EditDistance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-        for (int j = 1; j <= b.Length; j++)
-            d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
     }
 
     public string ReqString(string key)

@@ -95,12 +95,18 @@ public sealed class ExperimentGrain(
         Telemetry.CellsRunning.Add(-1);
         Telemetry.CellsFinished.Add(1, new KeyValuePair<string, object?>("state", result.Status));
 
+        // The aggregator hears of the cell before pollers see it finished: a sweep that ends when its last cell reads Done
+        // then prints a matrix that holds that cell (the other order let `run` print no table for its last cells).
+        var resultFile = runner.Results.PathFor(result.CellId);
+        Exception? reportFailure = null;
+        try { await GrainFactory.GetGrain<IAggregatorGrain>(aggregatorKey).Report(ToSummary(result, resultFile)); }
+        catch (Exception e) { reportFailure = e; }
         state.State.Phase = result.Status == "done" ? JobPhase.Done : JobPhase.Failed;
         state.State.Error = result.Error;
-        state.State.ResultFile = runner.Results.PathFor(result.CellId);
+        state.State.ResultFile = resultFile;
         _final = result.Status;
         await state.WriteStateAsync();
-        await GrainFactory.GetGrain<IAggregatorGrain>(aggregatorKey).Report(ToSummary(result, state.State.ResultFile));
+        if (reportFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(reportFailure);
     }
 
     private async Task<CellResult> RunStagesAsync(CellSpec spec)

@@ -6,6 +6,14 @@ namespace FairMedFM.Engine.Tests;
 [Collection(BackboneCollection.Name)]
 public sealed class CliInputTests
 {
+    /// <summary>40 rows of label, score and group (A/B): a small valid input for <c>fairmedfm evaluate</c>.</summary>
+    private static string PredictionsCsv(TempDir tmp)
+    {
+        var csv = tmp.File("p.csv");
+        File.WriteAllLines(csv, new[] { "label,score,group" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i % 2},{(i % 2 == 0 ? 0.3 : 0.7) + i / 400.0},{(i % 4 < 2 ? "A" : "B")}")));
+        return csv;
+    }
+
     [Fact]
     public async Task An_interrupted_run_exits_130_saying_finished_cells_are_kept()
     {
@@ -54,8 +62,7 @@ public sealed class CliInputTests
     public async Task Options_made_meaningless_by_others_are_said_to_be_ignored()
     {
         using var tmp = new TempDir();
-        var csv = tmp.File("p.csv");
-        File.WriteAllLines(csv, new[] { "label,score,group" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i % 2},{(i % 2 == 0 ? 0.3 : 0.7) + i / 400.0},{(i % 4 < 2 ? "A" : "B")}")));
+        var csv = PredictionsCsv(tmp);
         var (code, o) = await CliRunner.Run("evaluate", "--predictions", csv, "--specificity", "0.5", "--ci", "bca", "--bootstrap", "0");
         Assert.True(code == 0, o);
         Assert.Contains("--specificity applies to --threshold fixed-specificity; ignored here", o);
@@ -106,8 +113,7 @@ public sealed class CliInputTests
     public async Task Evaluate_names_its_own_flags_and_refuses_a_repeated_attribute_and_a_folder_for_json()
     {
         using var tmp = new TempDir();
-        var csv = tmp.File("p.csv");
-        File.WriteAllLines(csv, new[] { "label,score,group" }.Concat(Enumerable.Range(0, 40).Select(i => $"{i % 2},{(i % 2 == 0 ? 0.3 : 0.7) + i / 400.0},{(i % 4 < 2 ? "A" : "B")}")));
+        var csv = PredictionsCsv(tmp);
         var (code, o) = await CliRunner.Run("evaluate", "--predictions", csv, "--mode", "foo", "--bootstrap", "0");
         Assert.True(code == 2, o);
         Assert.Contains("--mode 'foo' is not one of", o);

@@ -125,8 +125,7 @@ internal static class GridYamlCheck
             if (match.Key is null)
             {
                 var names = props.Select(p => p.Key).ToList();
-                var near = names.Select(n => (n, d: Distance(n, name.ToLowerInvariant()))).OrderBy(x => x.d).First();
-                var hint = near.d <= Math.Max(2, name.Length / 3) ? $"did you mean '{near.n}'? " : "";
+                var hint = Nearest(name, names) is { } near ? $"did you mean '{near}'? " : "";
                 throw Error(source, k, "", $"unknown key '{full}' ({hint}valid keys{(key.Length == 0 ? "" : " of " + key)}: {string.Join(", ", names)})");
             }
             Node(v, match.Value, full, source);
@@ -173,7 +172,7 @@ internal static class GridYamlCheck
     /// <summary>The closest choice when it is close enough to be a likely typo, else null.</summary>
     private static string? Nearest(string value, IEnumerable<string> choices)
     {
-        var best = choices.Select(c => (c, d: Distance(c, value.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
+        var best = choices.Select(c => (c, d: FairMedFM.Data.EditDistance.Between(c, value.ToLowerInvariant()))).OrderBy(x => x.d).FirstOrDefault();
         return best.c is not null && best.d <= Math.Max(2, value.Length / 3) ? best.c : null;
     }
 
@@ -185,15 +184,4 @@ internal static class GridYamlCheck
             .Where(p => p.CanWrite && p.GetCustomAttribute<YamlIgnoreAttribute>() is null)
             .Select(p => new KeyValuePair<string, Type>(UnderscoredNamingConvention.Instance.Apply(p.Name), p.PropertyType))
             .ToList();
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-        for (int j = 1; j <= b.Length; j++)
-            d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
-    }
 }
