@@ -259,19 +259,16 @@ public sealed class Cli
                     Label = pr.GetValue(label)!, Score = pr.GetValue(score), ClassScores = pr.GetValue(scores),
                     Attributes = pr.GetValue(attr) ?? [], Patient = pr.GetValue(patient), Split = pr.GetValue(split), MissingGroup = pr.GetValue(missing),
                 });
+                // The output is checked before the bootstrap runs, with the same rules as every other file a command writes.
+                var outPath = Path.GetFullPath(pr.GetValue(json) ?? Path.ChangeExtension(path, null) + ".metrics.json");
+                if (OutputFile.Problem(outPath, "--json") is { } unwritable) throw new ConfigException(unwritable);
                 var result = FairMedFM.Engine.Evaluation.PredictionsEvaluator.Run(preds, new FairMedFM.Engine.Evaluation.EvaluateSettings
                 {
                     Mode = pr.GetValue(mode)!, Threshold = pr.GetValue(rule)!, ThresholdValue = pr.GetValue(value), Specificity = pr.GetValue(spec),
                     Bootstrap = pr.GetValue(boot), Ci = pr.GetValue(ci)!, CiLevel = pr.GetValue(level), Seed = pr.GetValue(seed), EceBins = pr.GetValue(bins),
                     Intersections = pr.GetValue(intersect),
                 });
-                var outPath = Path.GetFullPath(pr.GetValue(json) ?? Path.ChangeExtension(path, null) + ".metrics.json");
-                if (Directory.Exists(outPath)) throw new ConfigException($"--json {outPath} is a folder; give a file name (e.g. {Path.Combine(outPath, "metrics.json")})");
-                try { Workspace.WriteAllTextAtomic(outPath, result.ToJson()); }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw new ConfigException($"cannot write --json {outPath}: {(e is DirectoryNotFoundException or FileNotFoundException ? "its folder does not exist or cannot be written" : e.Message)}");
-                }
+                if (OutputFile.Write(outPath, result.ToJson(), "--json") is { } error) throw new ConfigException(error);
                 _console.WriteLine(FairMedFM.Engine.Evaluation.PredictionsEvaluator.ToText(result));
                 _console.MarkupLine($"JSON: [link]{Markup.Escape(outPath)}[/]");
                 return 0;

@@ -22,11 +22,14 @@ public static partial class OutputFolder
         }
     }
 
-    /// <summary>Why a folder could not be made or written, in words: .NET says "Could not find file '/proc/x'" for a folder
-    /// whose parent does not allow new entries.</summary>
-    public static string Reason(Exception e) => e is DirectoryNotFoundException or FileNotFoundException
-        ? "the folder cannot be created there (its parent is missing or does not allow new folders)"
-        : e.Message;
+    /// <summary>Why a folder could not be made or written, in words (--out, --cache, synth-seg's --out): .NET says "Could not
+    /// find file '/proc/x'" for a folder whose parent does not allow new entries.</summary>
+    public static string Reason(Exception e) => e switch
+    {
+        UnauthorizedAccessException => "permission denied",
+        DirectoryNotFoundException or FileNotFoundException => "the folder cannot be created there (its parent is missing or does not allow new folders)",
+        _ => e.Message,
+    };
 
     /// <summary>
     /// Deletes <c>cells/&lt;id&gt;.json</c> and <c>cells/&lt;id&gt;.predictions.csv</c> whose id is not one of

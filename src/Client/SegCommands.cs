@@ -65,7 +65,7 @@ public static class SegCommands
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                console.MarkupLine($"[red]error:[/] cannot write --out '{Markup.Escape(Path.GetFullPath(outDir))}': {Markup.Escape(Reason(e))}");
+                console.MarkupLine($"[red]error:[/] cannot write --out '{Markup.Escape(Path.GetFullPath(outDir))}': {Markup.Escape(OutputFolder.Reason(e))}");
                 return 2;
             }
         });
@@ -97,14 +97,6 @@ public static class SegCommands
             throw new ArgumentException($"{flag} must be from {min:N0} to {max:N0}, got {t}");
         throw new ArgumentException($"{flag} expects a whole number from {min:N0} to {max:N0}, got '{t}'");
     }
-
-    /// <summary>Why a folder cannot be written, in words ("permission denied"), not .NET's.</summary>
-    private static string Reason(Exception e) => e switch
-    {
-        UnauthorizedAccessException => "permission denied",
-        DirectoryNotFoundException or FileNotFoundException => "a part of the path is missing or is not a folder",
-        _ => e.Message,
-    };
 
     private static int[] ParseShape(string s)
     {
