@@ -77,9 +77,7 @@ public static class ModelStatus
         }
         catch (FileNotFoundException)
         {
-            var others = ModelZoo.OtherWeightsFiles(card.WeightsFile!, card.WeightsFileAlternatives).ToList();
-            return new(card, verification, $"missing: expected {card.WeightsFile}" +
-                (others.Count > 0 ? $" (or {string.Join(", ", others)})" : ""), false, null);
+            return new(card, verification, ModelZoo.MissingWeights(card.WeightsFile!, card.WeightsFileAlternatives), false, null);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

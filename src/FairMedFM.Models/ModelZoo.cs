@@ -453,9 +453,13 @@ public static class ModelZoo
         },
     ];
 
-    /// <summary>The card's other accepted file names, without its main one (a card may list it again).</summary>
-    public static IEnumerable<string> OtherWeightsFiles(string main, IEnumerable<string> alternatives) =>
-        alternatives.Where(n => !string.Equals(n, main, StringComparison.Ordinal)).Distinct(StringComparer.Ordinal);
+    /// <summary>`models list`'s status of a card whose weights are not there: "missing: expected a.pth (or a.safetensors)",
+    /// each accepted name once (a card may list its main file among the alternatives).</summary>
+    public static string MissingWeights(string main, IEnumerable<string> alternatives)
+    {
+        var others = alternatives.Where(n => !string.Equals(n, main, StringComparison.Ordinal)).Distinct(StringComparer.Ordinal).ToList();
+        return $"missing: expected {main}" + (others.Count > 0 ? $" (or {string.Join(", ", others)})" : "");
+    }
 
     public static ModelCard GetCard(string modelId) =>
         Cards.FirstOrDefault(c => string.Equals(c.Id, modelId, StringComparison.OrdinalIgnoreCase))

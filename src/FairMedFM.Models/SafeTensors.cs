@@ -41,10 +41,12 @@ public static class SafeTensors
         }
     }
 
-    /// <summary>Bytes per element of each safetensors dtype this reader knows.</summary>
-    private static readonly Dictionary<string, int> DTypeSizes = new(StringComparer.Ordinal)
+    /// <summary>Each safetensors dtype this reader knows: the tensor type it becomes and its bytes per element.</summary>
+    private static readonly Dictionary<string, (ScalarType Type, int Size)> DTypes = new(StringComparer.Ordinal)
     {
-        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
+        ["F64"] = (ScalarType.Float64, 8), ["F32"] = (ScalarType.Float32, 4), ["F16"] = (ScalarType.Float16, 2), ["BF16"] = (ScalarType.BFloat16, 2),
+        ["I64"] = (ScalarType.Int64, 8), ["I32"] = (ScalarType.Int32, 4), ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1),
+        ["U8"] = (ScalarType.Byte, 1), ["BOOL"] = (ScalarType.Bool, 1),
     };
 
     /// <summary>
@@ -76,8 +78,9 @@ public static class SafeTensors
             if (!node.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
                 throw Bad(name, "has no dtype");
             var dtype = dt.GetString()!;
-            if (!DTypeSizes.TryGetValue(dtype, out int size))
-                throw Bad(name, $"has unsupported dtype '{dtype}' (supported: {string.Join(", ", DTypeSizes.Keys)})");
+            if (!DTypes.TryGetValue(dtype, out var known))
+                throw Bad(name, $"has unsupported dtype '{dtype}' (supported: {string.Join(", ", DTypes.Keys)})");
+            int size = known.Size;
             long[] Longs(string key)
             {
                 if (!node.TryGetProperty(key, out var a) || a.ValueKind != JsonValueKind.Array)
@@ -223,20 +226,8 @@ public static class SafeTensors
         }
     }
 
-    public static ScalarType ToScalarType(string dtype, string? path = null) => dtype switch
-    {
-        "F64" => ScalarType.Float64,
-        "F32" => ScalarType.Float32,
-        "F16" => ScalarType.Float16,
-        "BF16" => ScalarType.BFloat16,
-        "I64" => ScalarType.Int64,
-        "I32" => ScalarType.Int32,
-        "I16" => ScalarType.Int16,
-        "I8" => ScalarType.Int8,
-        "U8" => ScalarType.Byte,
-        "BOOL" => ScalarType.Bool,
-        _ => throw new NotSupportedException($"{(path is null ? "" : $"'{path}': ")}unsupported safetensors dtype '{dtype}'."),
-    };
+    public static ScalarType ToScalarType(string dtype, string? path = null) => DTypes.TryGetValue(dtype, out var known) ? known.Type
+        : throw new NotSupportedException($"{(path is null ? "" : $"'{path}': ")}unsupported safetensors dtype '{dtype}'.");
 
     public static string ToSafeTensorsDType(ScalarType t) => t switch
     {

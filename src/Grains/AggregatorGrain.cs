@@ -51,9 +51,17 @@ public sealed class AggregatorGrain(
         var predictions = Path.Combine(Path.GetDirectoryName(cell.ResultFile)!, cell.CellId + ".predictions.csv");
         if (!File.Exists(predictions))
             return new CellDrillDown(cell, 0, Array.Empty<PredictionRow>(), cell.Phase == JobPhase.Done ? $"predictions file {predictions} is not readable from this silo" : "the cell did not finish");
-        var rows = await Task.Run(() => ReadPredictions(predictions));
+        // One read of the file: a segmentation cell's records also give the generic rows (split "all", label 1 = scored,
+        // the sample's Dice in the probability column, NaN when skipped).
+        var (rows, seg) = await Task.Run(() =>
+        {
+            var bytes = File.ReadAllBytes(predictions);
+            var s = ReadSegSamples(bytes);
+            return (s is null ? ReadPredictions(bytes, predictions)
+                : s.Select(r => new PredictionRow(r.Index, "all", r.SampleId, r.PatientId, r.Status == "scored" ? 1 : 0,
+                    r.Status == "scored" && r.Dice is { } d ? d : double.NaN, r.Group)).ToList(), s);
+        });
         int skip = Math.Max(0, offset), take = Math.Clamp(limit, 0, 100_000);
-        var seg = await Task.Run(() => ReadSegSamples(predictions));
         return new CellDrillDown(cell, rows.Count, rows.Skip(skip).Take(take).ToList(), null, seg?.Skip(skip).Take(take).ToList());
     }
 
@@ -64,11 +72,13 @@ public sealed class AggregatorGrain(
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
+    private static readonly CsvHelper.CsvReaderOptions PredictionsCsv = new()
+        { Separator = ',', HasHeader = true, MalformedData = CsvHelper.CsvMalformedDataHandling.Throw, SkipEmptyLines = true };
+
     /// <summary>A segmentation cell's per-sample records (SegmentationCells' predictions.csv); null for a classification cell's file.</summary>
-    public static List<SegSampleRow>? ReadSegSamples(string path)
+    public static List<SegSampleRow>? ReadSegSamples(byte[] csv)
     {
-        var options = new CsvHelper.CsvReaderOptions { Separator = ',', HasHeader = true, MalformedData = CsvHelper.CsvMalformedDataHandling.Throw, SkipEmptyLines = true };
-        using var reader = CsvHelper.CsvReader.Create(File.ReadAllBytes(path), options);
+        using var reader = CsvHelper.CsvReader.Create(csv, PredictionsCsv);
         var header = reader.Headers.Select(h => h.Trim()).ToList();
         if (!header.Contains("sample_id") || !header.Contains("dice")) return null;
         int Col(string name) => header.IndexOf(name);
@@ -89,28 +99,13 @@ public sealed class AggregatorGrain(
     }
 
     /// <summary>The engine's predictions file: index,split,image,patient_id,label,prob,group (quoted fields as CellRunner writes them).</summary>
-    public static List<PredictionRow> ReadPredictions(string path)
+    public static List<PredictionRow> ReadPredictions(byte[] csv, string path)
     {
         var rows = new List<PredictionRow>();
-        var options = new CsvHelper.CsvReaderOptions { Separator = ',', HasHeader = true, MalformedData = CsvHelper.CsvMalformedDataHandling.Throw, SkipEmptyLines = true };
-        using var reader = CsvHelper.CsvReader.Create(File.ReadAllBytes(path), options);
+        using var reader = CsvHelper.CsvReader.Create(csv, PredictionsCsv);
         var header = reader.Headers.Select(h => h.Trim()).ToList();
         int Col(string name) => header.IndexOf(name) is var i and >= 0 ? i : throw new InvalidDataException($"{path}: no '{name}' column");
         var ci = System.Globalization.CultureInfo.InvariantCulture;
-        if (header.Contains("sample_id") && header.Contains("dice"))
-        {
-            // A segmentation cell's per-sample records: split "all" (zero-shot, every sample), label 1 = scored (the target
-            // is present) / 0 = skipped, and the sample's Dice in the probability column (NaN when skipped).
-            int sIndex = Col("index"), sId = Col("sample_id"), sPatient = Col("patient_id"), sStatus = Col("status"), sDice = Col("dice"), sGroup = Col("group");
-            while (reader.Read())
-            {
-                string G(int c) => reader.GetString(c) ?? "";
-                bool scored = G(sStatus) == "scored";
-                rows.Add(new PredictionRow(int.Parse(G(sIndex), ci), "all", G(sId), G(sPatient), scored ? 1 : 0,
-                    scored && G(sDice).Length > 0 ? double.Parse(G(sDice), ci) : double.NaN, G(sGroup)));
-            }
-            return rows;
-        }
         int index = Col("index"), split = Col("split"), image = Col("image"), patient = Col("patient_id"), label = Col("label"), prob = Col("prob"), group = Col("group");
         while (reader.Read())
         {
@@ -123,7 +118,7 @@ public sealed class AggregatorGrain(
     private List<MatrixInput> Inputs() =>
         state.State.Cells.Values.Where(c => c.Phase == JobPhase.Done).Select(c => new MatrixInput(c.Dataset, c.Model, c.Usage, c.Method, c.Attribute, c.Seed,
             c.Metrics.ToDictionary(kv => kv.Key, kv => new MetricEntry(kv.Value.Value, kv.Value.Undefined, Lower: kv.Value.Lower, Upper: kv.Value.Upper,
-                Detail: kv.Value.NoIntervalOnePatient ? MetricEntry.NoIntervalPrefix + "TooFewUnits)" : null)),
+                Detail: kv.Value.NoIntervalOnePatient ? MetricEntry.NoIntervalOnePatientDetail : null)),
             c.Groups.Select(g => new GroupSize(g.Group, g.N, g.Positives, g.Negatives)).ToList(), c.Card)).ToList();
 
     private static MatrixView Slice(List<MatrixInput> inputs, string usage, string method, string attribute, string metric)

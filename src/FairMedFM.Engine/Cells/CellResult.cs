@@ -10,9 +10,12 @@ public sealed record MetricEntry(double? Value, string? Undefined = null, string
     /// <summary>How <see cref="Detail"/> begins when the bootstrap could not give an interval for a defined value.</summary>
     public const string NoIntervalPrefix = "no interval (";
 
+    /// <summary>How <see cref="Detail"/> begins when a group has a single patient, so the bootstrap could not vary it.</summary>
+    public const string NoIntervalOnePatientDetail = NoIntervalPrefix + nameof(FairMedFM.Metrics.UndefinedReason.TooFewUnits) + ")";
+
     /// <summary>Defined, but without an interval because a group has a single patient (the bootstrap cannot vary it).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public bool NoIntervalOnePatient => Detail?.StartsWith(NoIntervalPrefix + "TooFewUnits)", StringComparison.Ordinal) == true;
+    public bool NoIntervalOnePatient => Detail?.StartsWith(NoIntervalOnePatientDetail, StringComparison.Ordinal) == true;
 
     public override string ToString()
     {

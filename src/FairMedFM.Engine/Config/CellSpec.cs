@@ -36,8 +36,8 @@ public sealed record TrainingConfig
         if (Blr <= 0 || MinLr < 0 || MinLr > Blr) throw new ConfigException("training: need 0 ≤ min_lr ≤ blr and blr > 0");
         if (WeightDecay < 0) throw new ConfigException("training.weight_decay must be ≥ 0");
         if (BatchSize < 1) throw new ConfigException("training.batch_size must be ≥ 1");
-        if (Optimizer is not ("sgd" or "adamw")) throw new ConfigException($"training.optimizer '{Optimizer}' is not one of: sgd, adamw");
-        if (Selection is not ("val-loss" or "last")) throw new ConfigException($"training.selection '{Selection}' is not one of: val-loss, last");
+        if (!Optimizers.Contains(Optimizer)) throw new ConfigException($"training.optimizer '{Optimizer}' is not one of: {string.Join(", ", Optimizers)}");
+        if (!Selections.Contains(Selection)) throw new ConfigException($"training.selection '{Selection}' is not one of: {string.Join(", ", Selections)}");
     }
 }
 
@@ -68,12 +68,12 @@ public sealed record MetricsConfig
     public void Validate(bool asFlags = false)
     {
         string K(string key) => asFlags ? "--" + key.Replace('_', '-') : "metrics." + key;
-        if (Mode is not ("default" or "reference")) throw new ConfigException($"{K("mode")} '{Mode}' is not one of: default, reference");
-        if (Threshold is not ("best-f1" or "youden" or "fixed" or "fixed-specificity")) throw new ConfigException($"{K("threshold")} '{Threshold}' is not one of: best-f1, youden, fixed, fixed-specificity");
+        if (!Modes.Contains(Mode)) throw new ConfigException($"{K("mode")} '{Mode}' is not one of: {string.Join(", ", Modes)}");
+        if (!Thresholds.Contains(Threshold)) throw new ConfigException($"{K("threshold")} '{Threshold}' is not one of: {string.Join(", ", Thresholds)}");
         if (EceBins < 1) throw new ConfigException($"{K("ece_bins")} must be ≥ 1 (got {EceBins})");
         if (!(Specificity > 0 && Specificity <= 1)) throw new ConfigException($"{K("specificity")} must be in (0, 1] (got {Specificity})");
         if (Bootstrap < 0) throw new ConfigException($"{K("bootstrap")} must be ≥ 0 (0 disables intervals; got {Bootstrap})");
-        if (Ci is not ("percentile" or "bca")) throw new ConfigException($"{K("ci")} '{Ci}' is not one of: percentile, bca");
+        if (!Cis.Contains(Ci)) throw new ConfigException($"{K("ci")} '{Ci}' is not one of: {string.Join(", ", Cis)}");
         if (!(CiLevel > 0 && CiLevel < 1)) throw new ConfigException($"{K("ci_level")} must be in (0, 1) (got {CiLevel})");
     }
 

@@ -120,7 +120,7 @@ public sealed class GridSpec
         void NotNull(object? value, string key) { if (value is null) throw new ConfigException($"{sourceName}: '{key}' has no value (give its settings or leave the key out)"); }
         NotNull(Training, "training"); NotNull(Metrics, "metrics"); NotNull(Split, "split");
         foreach (var u in Usages) if (!AllUsages.Contains(u)) throw new ConfigException($"{sourceName}: usage '{u}' is not available (available: {string.Join(", ", AllUsages)})");
-        if (!KnownNormalizations.Contains(Normalization)) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: model, dataset");
+        if (!KnownNormalizations.Contains(Normalization)) throw new ConfigException($"{sourceName}: normalization '{Normalization}' is not one of: {string.Join(", ", KnownNormalizations)}");
         try { Training.Validate(); Metrics.Validate(); Split.Validate(); Lora?.Validate(); }
         catch (ConfigException e) { throw new ConfigException($"{sourceName}: {e.Message}"); }
     }

@@ -292,8 +292,7 @@ public static class SegModelZoo
         }
         catch (FileNotFoundException)
         {
-            var others = ModelZoo.OtherWeightsFiles(card.WeightsFile, card.WeightsFileAlternatives).ToList();
-            return new(card, $"missing: expected {card.WeightsFile}" + (others.Count > 0 ? $" (or {string.Join(", ", others)})" : ""), false, null);
+            return new(card, ModelZoo.MissingWeights(card.WeightsFile, card.WeightsFileAlternatives), false, null);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
