@@ -6,6 +6,15 @@ namespace FairMedFM.Engine.Tests;
 [Collection(BackboneCollection.Name)]
 public sealed class CliInputTests
 {
+    /// <summary>A tiny card and a grid over it in <paramref name="tmp"/>; returns the grid's path.</summary>
+    private static string TinyGrid(TempDir tmp, string name)
+    {
+        var card = TinyData.WriteCard(tmp.Sub("card"), name + "_tiny");
+        var grid = tmp.File("g.yaml");
+        File.WriteAllText(grid, TinyData.GridYaml(name + "-tiny", card));
+        return grid;
+    }
+
     /// <summary>40 rows of label, score and group (A/B): a small valid input for <c>fairmedfm evaluate</c>.</summary>
     private static string PredictionsCsv(TempDir tmp)
     {
@@ -18,9 +27,7 @@ public sealed class CliInputTests
     public async Task An_interrupted_run_exits_130_saying_finished_cells_are_kept()
     {
         using var tmp = new TempDir();
-        var card = TinyData.WriteCard(tmp.Sub("card"), "cancel_tiny");
-        var grid = tmp.File("g.yaml");
-        File.WriteAllText(grid, TinyData.GridYaml("cancel-tiny", card));
+        var grid = TinyGrid(tmp, "cancel");
         using var cts = new CancellationTokenSource();
         cts.Cancel(); // as Ctrl-C does through System.CommandLine's token
         var (code, o) = await CliRunner.Run(cts.Token, "run", "--grid", grid, "--out", tmp.File("out"), "--cache", tmp.File("cache"), "--plain");
@@ -71,9 +78,7 @@ public sealed class CliInputTests
         Assert.DoesNotContain("note:", o);
         // --weights naming a file is refused before any cell.
         File.WriteAllText(tmp.File("w"), "x");
-        var card = TinyData.WriteCard(tmp.Sub("card"), "w_tiny");
-        var grid = tmp.File("g.yaml");
-        File.WriteAllText(grid, TinyData.GridYaml("w-tiny", card));
+        var grid = TinyGrid(tmp, "w");
         (code, o) = await CliRunner.Run("run", "--grid", grid, "--out", tmp.File("out"), "--cache", tmp.File("cache"), "--weights", tmp.File("w"));
         Assert.True(code == 2, o);
         Assert.Contains("is a file; give the folder that holds the weights", o);
@@ -91,9 +96,7 @@ public sealed class CliInputTests
     public async Task Empty_paths_and_an_unwritable_cache_exit_2_naming_the_option()
     {
         using var tmp = new TempDir();
-        var card = TinyData.WriteCard(tmp.Sub("card"), "opt_tiny");
-        var grid = tmp.File("g.yaml");
-        File.WriteAllText(grid, TinyData.GridYaml("opt-tiny", card));
+        var grid = TinyGrid(tmp, "opt");
         var (code, o) = await CliRunner.Run("run", "--grid", grid, "--out", "", "--cache", tmp.File("cache"));
         Assert.True(code == 2, o);
         Assert.Contains("--out needs a path", o);
